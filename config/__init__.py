@@ -1,0 +1,21 @@
+"""Configuration: the only package that reads files and the environment."""
+
+from config.errors import ConfigError
+from config.settings import (
+    CrawlSettings,
+    DatabaseSettings,
+    Settings,
+    SiteSettings,
+    load_settings,
+    parse_duration,
+)
+
+__all__ = [
+    "ConfigError",
+    "CrawlSettings",
+    "DatabaseSettings",
+    "Settings",
+    "SiteSettings",
+    "load_settings",
+    "parse_duration",
+]

@@ -1,0 +1,240 @@
+"""Typed, frozen settings: built-in defaults < TOML file < EMBASSY_WATCH_* environment.
+
+Only this package reads files and the environment. Everything else receives a
+`Settings` value from the composition root (`monitor.app`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from config.errors import ConfigError
+
+ENV_PREFIX = "EMBASSY_WATCH_"
+DEFAULT_CONFIG_FILE = "embassy-watch.toml"
+DEFAULT_LISTING_URL = "https://china.usembassy-china.org.cn/zh/news-events-zh/"
+PROJECT_URL = "https://github.com/embassy-watch/embassy-watch"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as "30s", "15m", "1h", "1.5"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '30s', '15m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("expected a duration such as 30, '30s', '15m' or '1h'")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///embassy-watch.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, url: str) -> str:
+        scheme = url.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError(f"expected a sqlite:/// or postgresql:// URL, got {scheme!r}")
+        return url
+
+
+class CrawlSettings(_Section):
+    user_agent: str = f"embassy-watch/0.1 (+{PROJECT_URL})"
+    delay: Duration = Field(default=5.0, description="pause between two requests to one host")
+    timeout: Duration = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff: Duration = Field(default=2.0, description="first retry wait; doubles each time")
+    max_retry_after: Duration = Field(default=300.0, description="longest Retry-After obeyed")
+    max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_listing_pages: int = Field(default=50, ge=1)
+    max_duration: Duration = Field(default=3600.0, gt=0, description="a crawl is stopped after")
+    obey_robots_txt: bool = True
+    concurrent_requests_per_host: int = Field(default=1, ge=1, le=8)
+
+
+class SiteSettings(_Section):
+    name: str
+    listing_urls: tuple[str, ...] = Field(min_length=1)
+    extra_hosts: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+            raise ValueError("use lower-case letters, digits, '-' or '_'")
+        return name
+
+    @field_validator("listing_urls")
+    @classmethod
+    def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """Hosts this site may be crawled on (a host it redirects to is added at crawl time)."""
+        listed = {urlsplit(url).hostname or "" for url in self.listing_urls}
+        return frozenset(listed | {host.lower() for host in self.extra_hosts})
+
+
+def _default_sites() -> tuple[SiteSettings, ...]:
+    return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,)),)
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    crawl: CrawlSettings = CrawlSettings()
+    sites: tuple[SiteSettings, ...] = Field(default_factory=_default_sites, min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_site_names(self) -> Settings:
+        names = [site.name for site in self.sites]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"site names must be unique: {', '.join(duplicates)}")
+        return self
+
+    def site(self, name: str) -> SiteSettings:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise ConfigError(f"no site named {name!r} (configured: {', '.join(self.site_names)})")
+
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        return tuple(site.name for site in self.sites)
+
+
+# Sections whose scalar keys can be set as EMBASSY_WATCH_<SECTION>_<KEY>.
+_ENV_SECTIONS: dict[str, type[_Section]] = {
+    "database": DatabaseSettings,
+    "crawl": CrawlSettings,
+}
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from `path`, else ./embassy-watch.toml if present, else defaults; then env."""
+    environ = os.environ if environ is None else environ
+    data = _read_file(_config_path(path, environ))
+    _apply_environment(data, environ)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_first_error(error)) from None
+
+
+def _config_path(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if ENV_PREFIX + "CONFIG" in environ:
+        return Path(environ[ENV_PREFIX + "CONFIG"])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def _read_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        section, key = _env_target(name)
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"[{section}] must be a table to apply {name}")
+        target[key] = _env_value(value)
+
+
+def _env_target(name: str) -> tuple[str, str]:
+    rest = name[len(ENV_PREFIX) :].lower()
+    for section, model in _ENV_SECTIONS.items():
+        key = rest.removeprefix(section + "_")
+        if key != rest and key in model.model_fields:
+            return section, key
+    known = sorted(
+        f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+        for section, model in _ENV_SECTIONS.items()
+        for key in model.model_fields
+    )
+    raise ConfigError(f"unknown environment variable {name} (known: {', '.join(known)})")
+
+
+def _env_value(value: str) -> Any:
+    lowered = value.strip().lower()
+    if lowered in {"true", "yes", "on"}:
+        return True
+    if lowered in {"false", "no", "off"}:
+        return False
+    return value
+
+
+def _first_error(error: ValidationError) -> str:
+    """One line naming the offending key, e.g. `crawl.delay: expected a duration ...`."""
+    first = error.errors()[0]
+    location = _location(first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {location}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    given = first.get("input")
+    shown = "" if isinstance(given, dict | list | tuple) or given is None else f" (got {given!r})"
+    return f"{location}: {message}{shown}" if location else message
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] = f"{parts[-1]}[{part}]" if parts else f"[{part}]"
+        else:
+            parts.append(part)
+    return ".".join(parts)

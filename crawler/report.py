@@ -1,0 +1,81 @@
+"""What one crawl of one site did, and the interface the crawler writes through."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from storage.records import (
+    Capture,
+    ExtractionFailure,
+    ListingPage,
+    Outcome,
+    RecordResult,
+    StatementContent,
+)
+
+
+class ArchiveSink(Protocol):
+    """Where the crawler puts what it fetched (storage.Archive in production)."""
+
+    def record_listing(self, capture: Capture, page: ListingPage | None) -> None: ...
+
+    def record_detail(
+        self, capture: Capture, extraction: StatementContent | ExtractionFailure | None
+    ) -> RecordResult: ...
+
+
+@dataclass
+class CrawlReport:
+    """Filled in while a crawl runs; read by the command line and the scheduler."""
+
+    site: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    finish_reason: str = ""
+    listing_pages: int = 0
+    statements_listed: int = 0
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    listing_errors: list[str] = field(default_factory=list)
+    fetch_errors: list[str] = field(default_factory=list)
+    extraction_failures: list[str] = field(default_factory=list)
+    fatal_error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The crawl could not do its job: no listing read, the archive refused, or cut short."""
+        if self.fatal_error or self.finish_reason not in ("", "finished"):
+            return True
+        return self.listing_pages == 0 or bool(self.listing_errors)
+
+    @property
+    def problems(self) -> list[str]:
+        fatal = [self.fatal_error] if self.fatal_error else []
+        stopped = (
+            [f"crawl stopped early: {self.finish_reason}"]
+            if self.finish_reason not in ("", "finished")
+            else []
+        )
+        return [*fatal, *stopped, *self.listing_errors, *self.fetch_errors, *self.extraction_failures]
+
+    @property
+    def statements_fetched(self) -> int:
+        return sum(self.outcomes.values())
+
+    def summary_line(self) -> str:
+        counts = ", ".join(
+            f"{self.outcomes[outcome]} {outcome}" for outcome in Outcome if self.outcomes[outcome]
+        )
+        seconds = (
+            (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
+        )
+        state = "FAILED" if self.failed else "done"
+        return (
+            f"{self.site}: {state} in {seconds:.1f}s: {self.listing_pages} listing pages, "
+            f"{self.statements_listed} statements listed, {self.statements_fetched} fetched"
+            f"{' (' + counts + ')' if counts else ''}; "
+            f"{len(self.listing_errors)} listing errors, {len(self.fetch_errors)} fetch errors, "
+            f"{len(self.extraction_failures)} extraction failures"
+        )

@@ -1,0 +1,374 @@
+"""The Scrapy side: a spider for listing + detail pages, its pipeline and politeness middlewares.
+
+Nothing outside `crawler/` imports Scrapy; callers use `crawler.runner.crawl_site`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.http import Request, Response, TextResponse
+from twisted.python.failure import Failure
+
+from crawler.extract import extract_listing, extract_statement
+from crawler.report import ArchiveSink, CrawlReport
+from crawler.urls import host_of, normalise_url
+from storage.records import (
+    Capture,
+    ExtractionFailure,
+    ListingPage,
+    Outcome,
+    PageKind,
+    StatementContent,
+)
+
+log = logging.getLogger(__name__)
+
+# Every status but redirects reaches our callbacks, so a 404 or 503 is recorded, not dropped.
+NON_REDIRECT_STATUSES = [*range(200, 300), *range(400, 600)]
+LISTING_PRIORITY = 100  # listing pages before the detail pages they reveal
+PROBE_PRIORITY = -100  # known statements missing from the listing, last
+MAX_HEADERS = 64
+MAX_HEADER_VALUE = 2048
+
+
+@dataclass(frozen=True)
+class ListingFetched:
+    capture: Capture
+    page: ListingPage | None
+
+
+@dataclass(frozen=True)
+class DetailFetched:
+    capture: Capture
+    extraction: StatementContent | ExtractionFailure | None
+
+
+class NewsSpider(scrapy.Spider):
+    name = "embassy-news"
+
+    def __init__(
+        self,
+        *,
+        site: str,
+        listing_urls: tuple[str, ...],
+        allowed_hosts: frozenset[str],
+        known_urls: tuple[str, ...],
+        max_listing_pages: int,
+        sink: ArchiveSink,
+        report: CrawlReport,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.site = site
+        self.listing_urls = listing_urls
+        self.allowed_hosts = set(allowed_hosts)
+        self.known_urls = known_urls
+        self.max_listing_pages = max_listing_pages
+        self.sink = sink
+        self.report = report
+        self._listing_pages_requested = 0
+
+    async def start(self) -> AsyncIterator[Request]:
+        for url in self.listing_urls:
+            request = self._listing_request(url, first=True)
+            if request is not None:
+                yield request
+        for url in self.known_urls:
+            yield self._detail_request(url, priority=PROBE_PRIORITY)
+
+    def _listing_request(self, url: str, *, first: bool) -> Request | None:
+        if self._listing_pages_requested >= self.max_listing_pages:
+            return None
+        self._listing_pages_requested += 1
+        return Request(
+            url,
+            callback=self.parse_listing,
+            errback=self.listing_failed,
+            priority=LISTING_PRIORITY,
+            dont_filter=first,
+            meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES, "first_page": first},
+        )
+
+    def _detail_request(self, url: str, *, priority: int = 0) -> Request:
+        return Request(
+            url,
+            callback=self.parse_detail,
+            errback=self.detail_failed,
+            priority=priority,
+            meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES},
+        )
+
+    def parse_listing(self, response: Response) -> Iterator[Request | ListingFetched]:
+        first_page = bool(response.meta.get("first_page"))
+        capture = _capture(self.site, PageKind.LISTING, response)
+        if response.status != 200:
+            # Past the last page a WordPress listing answers 404: the end, not a failure.
+            if first_page or response.status != 404:
+                self.report.listing_errors.append(f"{response.url}: HTTP {response.status}")
+            yield ListingFetched(capture, None)
+            return
+        page = extract_listing(_text(response), response.url)
+        self.report.listing_pages += 1
+        yield ListingFetched(capture, page)
+        if first_page and not page.items:
+            self.report.listing_errors.append(f"{response.url}: the listing shows no statements")
+        on_site = [item for item in page.items if self._allowed(item.url)]
+        self.report.statements_listed += len(on_site)
+        for item in on_site:
+            yield self._detail_request(item.url)
+        for next_url in page.next_urls:
+            if self._allowed(next_url) and on_site:
+                request = self._listing_request(next_url, first=False)
+                if request is not None:
+                    yield request
+                break
+
+    def listing_failed(self, failure: Failure) -> Iterator[ListingFetched]:
+        request = failure.request  # type: ignore[attr-defined]
+        self.report.listing_errors.append(f"{request.url}: {_describe(failure)}")
+        yield ListingFetched(_failed_capture(self.site, PageKind.LISTING, request, failure), None)
+
+    def parse_detail(self, response: Response) -> Iterator[DetailFetched]:
+        capture = _capture(self.site, PageKind.DETAIL, response)
+        extraction: StatementContent | ExtractionFailure | None = None
+        if response.status == 200:
+            if isinstance(response, TextResponse):
+                extraction = extract_statement(_text(response), response.url)
+            else:
+                extraction = ExtractionFailure("not an HTML page")
+        yield DetailFetched(capture, extraction)
+
+    def detail_failed(self, failure: Failure) -> Iterator[DetailFetched]:
+        request = failure.request  # type: ignore[attr-defined]
+        yield DetailFetched(_failed_capture(self.site, PageKind.DETAIL, request, failure), None)
+
+    def _allowed(self, url: str) -> bool:
+        return host_of(url) in self.allowed_hosts
+
+
+class ArchivePipeline:
+    """Hands each fetched page to the archive (one transaction each) and tallies the outcome."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        spider = self.crawler.spider
+        assert isinstance(spider, NewsSpider)
+        if spider.report.fatal_error:
+            raise DropItem("the archive is not accepting writes")
+        try:
+            if isinstance(item, ListingFetched):
+                spider.sink.record_listing(item.capture, item.page)
+            elif isinstance(item, DetailFetched):
+                result = spider.sink.record_detail(item.capture, item.extraction)
+                _tally(spider.report, item, result.outcome)
+                log.info("%s: %s", result.outcome, item.capture.requested_url)
+        except Exception as error:
+            # A full disk or a lost database: nothing more can be kept, so stop at once
+            # rather than fetch pages whose content would be thrown away.
+            spider.report.fatal_error = f"cannot write to the archive: {_first_line(error)}"
+            log.error("%s", spider.report.fatal_error)
+            asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="archive-error"))
+            raise DropItem(spider.report.fatal_error) from error
+        return item
+
+
+def _tally(report: CrawlReport, item: DetailFetched, outcome: Outcome) -> None:
+    report.outcomes[outcome] += 1
+    url = item.capture.requested_url
+    if outcome is Outcome.EXTRACTION_FAILED and isinstance(item.extraction, ExtractionFailure):
+        report.extraction_failures.append(f"{url}: {item.extraction.reason}")
+    elif outcome is Outcome.FETCH_FAILED:
+        status = item.capture.status
+        report.fetch_errors.append(f"{url}: {item.capture.error or f'HTTP {status}'}")
+
+
+class SiteBoundaryMiddleware:
+    """Requests go only to the watched site's hosts, or to a host one of them redirected to."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SiteBoundaryMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        spider = self.crawler.spider
+        if not isinstance(spider, NewsSpider):
+            return
+        host = host_of(request.url)
+        if host in spider.allowed_hosts:
+            return
+        redirected_from = request.meta.get("redirect_urls") or []
+        if redirected_from and host_of(redirected_from[0]) in spider.allowed_hosts:
+            log.info("site %s moved to host %s; following it", spider.site, host)
+            spider.allowed_hosts.add(host)
+            return
+        raise IgnoreRequest(f"off-site request refused: {request.url}")
+
+
+class PoliteRetryMiddleware(RetryMiddleware):
+    """Scrapy's retries, with exponential backoff and Retry-After obeyed (capped).
+
+    While waiting, the engine schedules nothing, so no request reaches the host early.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler.settings)
+        self.crawler = crawler
+        self.backoff = crawler.settings.getfloat("EMBASSY_WATCH_RETRY_BACKOFF", 2.0)
+        self.max_wait = crawler.settings.getfloat("EMBASSY_WATCH_MAX_RETRY_AFTER", 300.0)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PoliteRetryMiddleware:
+        return cls(crawler)
+
+    async def process_response(  # type: ignore[override]
+        self, request: Request, response: Response
+    ) -> Request | Response:
+        if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
+            return response
+        retry_after = _retry_after_seconds(response)
+        if retry_after is not None and retry_after > self.max_wait:
+            log.warning(
+                "%s asks us to wait %.0fs (over the %.0fs limit); giving up on %s",
+                host_of(request.url),
+                retry_after,
+                self.max_wait,
+                request.url,
+            )
+            return response
+        retry = self._retry(request, f"HTTP {response.status}")
+        if retry is None:
+            return response
+        await self._wait(retry_after if retry_after is not None else self._backoff(request))
+        return retry
+
+    async def process_exception(  # type: ignore[override]
+        self, request: Request, exception: Exception
+    ) -> Request | Response | None:
+        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions_to_retry):
+            return None
+        retry = self._retry(request, exception)
+        if retry is not None:
+            await self._wait(self._backoff(request))
+        return retry
+
+    def _backoff(self, request: Request) -> float:
+        attempt = int(request.meta.get("retry_times", 0))
+        return float(min(self.backoff * (2**attempt), self.max_wait))
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        engine = self.crawler.engine
+        engine.pause()
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not _closing(engine):
+                await asyncio.sleep(min(0.25, deadline - time.monotonic()))
+        finally:
+            engine.unpause()
+
+
+def _closing(engine: Any) -> bool:
+    slot = getattr(engine, "_slot", None)
+    return not engine.running or slot is None or slot.closing is not None
+
+
+def _retry_after_seconds(response: Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    value = raw.decode("latin-1").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _text(response: Response) -> str:
+    return response.text if isinstance(response, TextResponse) else ""
+
+
+def _capture(site: str, kind: PageKind, response: Response) -> Capture:
+    redirects = response.request.meta.get("redirect_urls") if response.request else None
+    requested = redirects[0] if redirects else response.url
+    return Capture(
+        site=site,
+        kind=kind,
+        requested_url=normalise_url(requested),
+        final_url=normalise_url(response.url),
+        fetched_at=datetime.now(UTC),
+        status=response.status,
+        headers=_headers(response),
+        body=response.body,
+    )
+
+
+def _failed_capture(site: str, kind: PageKind, request: Request, failure: Failure) -> Capture:
+    return Capture(
+        site=site,
+        kind=kind,
+        requested_url=normalise_url(request.url),
+        final_url=normalise_url(request.url),
+        fetched_at=datetime.now(UTC),
+        status=None,
+        error=_describe(failure),
+    )
+
+
+def _headers(response: Response) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, values in list(response.headers.items())[:MAX_HEADERS]:
+        key = name.decode("latin-1").lower()
+        headers[key] = ", ".join(v.decode("latin-1") for v in values)[:MAX_HEADER_VALUE]
+    return headers
+
+
+def _first_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _describe(failure: Failure) -> str:
+    error = failure.value
+    name = type(error).__name__
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, IgnoreRequest):
+        return message or "request refused (robots.txt or off-site)"
+    return f"{name}: {message}" if message else name
+
+
+def connect_stop_on(crawler: Crawler, callback: Callable[[str], None]) -> None:
+    """Tell `callback` why the spider closed ("finished", "closespider_timeout", ...)."""
+
+    def closed(spider: scrapy.Spider, reason: str) -> None:
+        callback(reason)
+
+    crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)

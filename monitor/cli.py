@@ -1,0 +1,314 @@
+"""`embassy-watch`: the command line.
+
+Exit status: 0 done; 1 the job could not be done (crawl failed, statement not
+found, archive unavailable); 2 bad configuration or usage; 3 a crawl finished
+but some pages failed to fetch or extract.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from config import ConfigError, Settings, load_settings
+from crawler.report import CrawlReport
+from monitor.app import App, ArchiveUnavailable, build_app
+from monitor.diffing import diff_statements, render_text
+from storage.records import Revision, RevisionSummary, StatementSummary
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+MAX_PROBLEMS_SHOWN = 20
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
+    click.echo(f"embassy-watch: {message}", err=True)
+    sys.exit(status)
+
+
+def config_option(command: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="TOML config file (default: ./embassy-watch.toml if present, else built-in).",
+    )(command)
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
+        command
+    )
+
+
+def _settings(config_path: str | None) -> Settings:
+    try:
+        return load_settings(config_path)
+    except ConfigError as error:
+        _fail(f"config error: {error}", EXIT_USAGE)
+
+
+@contextmanager
+def _app(config_path: str | None) -> Iterator[App]:
+    try:
+        app = build_app(_settings(config_path))
+    except ArchiveUnavailable as error:
+        _fail(f"cannot open the archive: {error}")
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="embassy-watch")
+def main() -> None:
+    """Watch the U.S. Mission China's news statements and keep every version."""
+
+
+@main.command()
+@config_option
+@click.option("--site", "site_names", multiple=True, help="Crawl only this site (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
+def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> None:
+    """Run one crawl cycle now: every listing page, every statement."""
+    _log_progress(quiet)
+    with _app(config_path) as app:
+        try:
+            sites = tuple(app.settings.site(name) for name in site_names) or None
+        except ConfigError as error:
+            _fail(str(error), EXIT_USAGE)
+        reports = app.crawl(sites, on_report=_print_report)
+    if any(report.failed for report in reports):
+        sys.exit(EXIT_FAILED)
+    if any(report.problems for report in reports):
+        sys.exit(EXIT_PARTIAL)
+
+
+def _log_progress(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    for noisy in ("scrapy", "twisted", "py.warnings", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _print_report(report: CrawlReport) -> None:
+    for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
+        click.echo(f"  problem: {problem}", err=True)
+    hidden = len(report.problems) - MAX_PROBLEMS_SHOWN
+    if hidden > 0:
+        click.echo(f"  ... and {hidden} more problems", err=True)
+    click.echo(report.summary_line())
+
+
+@main.command()
+@config_option
+@json_option
+@click.option("--site", default=None, help="Only statements of this site.")
+def statements(config_path: str | None, as_json: bool, site: str | None) -> None:
+    """List every archived statement."""
+    with _app(config_path) as app:
+        rows = app.archive.statements(site)
+    if as_json:
+        _print_json([_statement_json(row) for row in rows])
+        return
+    if not rows:
+        click.echo("no statements archived yet (run `embassy-watch crawl`)", err=True)
+    for row in rows:
+        published = row.published_at.date().isoformat() if row.published_at else "-"
+        click.echo(
+            f"{row.id:>5}  {row.status:<8} {row.revisions:>3} rev  {published}  "
+            f"{_clip(row.title or '', 40)}  {row.url}"
+        )
+
+
+@main.command()
+@config_option
+@json_option
+@click.argument("statement")
+def history(config_path: str | None, as_json: bool, statement: str) -> None:
+    """List a statement's revisions (STATEMENT: id or URL)."""
+    with _app(config_path) as app:
+        found = _find(app, statement)
+        revisions = app.archive.history(found.id)
+    if as_json:
+        _print_json([_history_json(row) for row in revisions])
+        return
+    click.echo(f"{found.id}  {found.title}  {found.url}")
+    for row in revisions:
+        changed = ", ".join(row.changed_fields) if row.changed_fields else "first seen"
+        if row.number > 1 and not row.changed_fields:
+            changed = "re-extracted"
+        click.echo(
+            f"  #{row.number:<3} {_iso(row.observed_at)}  {row.content_hash[:12]}  {changed}"
+        )
+
+
+@main.command()
+@config_option
+@json_option
+@click.argument("statement")
+@click.option("--revision", "number", type=click.IntRange(min=1), help="Revision number.")
+@click.option("--at", "at", help="The revision in force at this ISO 8601 time (UTC if no offset).")
+def show(
+    config_path: str | None, as_json: bool, statement: str, number: int | None, at: str | None
+) -> None:
+    """Print a statement as it read (latest, revision N, or at a time)."""
+    if number is not None and at is not None:
+        _fail("give --revision or --at, not both", EXIT_USAGE)
+    when = _parse_time(at) if at is not None else None
+    with _app(config_path) as app:
+        found = _find(app, statement)
+        revision = app.archive.revision(found.id, number=number, at=when)
+    if revision is None:
+        if when is not None:
+            _fail(f"statement {found.id} was not yet archived at {_iso(when)}")
+        _fail(f"statement {found.id} has no revision {number}")
+    if as_json:
+        _print_json(_show_json(found, revision))
+        return
+    content = revision.content
+    click.echo(content.title)
+    if content.subtitle:
+        click.echo(content.subtitle)
+    click.echo(f"url: {found.url}")
+    if content.url != found.url:
+        click.echo(f"url at this revision: {content.url}")
+    click.echo(f"revision: {revision.number} of {found.revisions}, seen {_iso(revision.observed_at)}")
+    click.echo(f"published: {content.published_raw or '-'} ({_iso(content.published_at)})")
+    for label, value in (
+        ("author", content.author),
+        ("tags", ", ".join(content.tags)),
+        ("categories", ", ".join(content.categories)),
+    ):
+        if value:
+            click.echo(f"{label}: {value}")
+    click.echo("")
+    click.echo(content.body)
+
+
+@main.command()
+@config_option
+@click.argument("statement")
+@click.option("--from", "old_number", type=click.IntRange(min=1), help="Older revision number.")
+@click.option("--to", "new_number", type=click.IntRange(min=1), help="Newer revision number.")
+def diff(
+    config_path: str | None, statement: str, old_number: int | None, new_number: int | None
+) -> None:
+    """Show what changed between two revisions (default: the last two)."""
+    with _app(config_path) as app:
+        found = _find(app, statement)
+        newest = new_number or found.revisions
+        oldest = old_number or newest - 1
+        if oldest < 1:
+            _fail(f"statement {found.id} has only one revision: nothing to compare")
+        old = app.archive.revision(found.id, number=oldest)
+        new = app.archive.revision(found.id, number=newest)
+    if old is None or new is None:
+        missing = oldest if old is None else newest
+        _fail(f"statement {found.id} has no revision {missing} (it has {found.revisions})")
+    click.echo(f"--- revision {old.number}  {_iso(old.observed_at)}")
+    click.echo(f"+++ revision {new.number}  {_iso(new.observed_at)}")
+    changes = diff_statements(old.content, new.content)
+    click.echo(render_text(changes) if not changes.is_empty else "no differences")
+
+
+def _find(app: App, ref: str) -> StatementSummary:
+    found = app.archive.find_statement(ref)
+    if found is None:
+        _fail(f"no statement matches {ref!r} (give an id from `embassy-watch statements` or a URL)")
+    return found
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--at: not an ISO 8601 time: {text!r} (e.g. 2021-02-08T12:00:00Z)", EXIT_USAGE)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _statement_json(row: StatementSummary) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "site": row.site,
+        "url": row.url,
+        "title": row.title,
+        "published_at": _iso(row.published_at),
+        "status": row.status,
+        "revisions": row.revisions,
+        "first_seen_at": _iso(row.first_seen_at),
+        "last_seen_at": _iso(row.last_seen_at),
+        "last_changed_at": _iso(row.last_changed_at),
+        "post_id": row.post_id,
+        "language": row.language,
+        "twin_url": row.twin_url,
+    }
+
+
+def _history_json(row: RevisionSummary) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "observed_at": _iso(row.observed_at),
+        "content_hash": row.content_hash,
+        "changed_fields": list(row.changed_fields),
+    }
+
+
+def _show_json(found: StatementSummary, revision: Revision) -> dict[str, Any]:
+    content = asdict(revision.content)
+    return {
+        "id": found.id,
+        "url": found.url,
+        "revision_url": content["url"],
+        "revision": revision.number,
+        "revisions": found.revisions,
+        "observed_at": _iso(revision.observed_at),
+        "content_hash": revision.content_hash,
+        "title": content["title"],
+        "subtitle": content["subtitle"],
+        "published_at": _iso(revision.content.published_at),
+        "published_raw": content["published_raw"],
+        "modified_at": _iso(revision.content.modified_at),
+        "author": content["author"],
+        "body": content["body"],
+        "tags": list(content["tags"]),
+        "categories": list(content["categories"]),
+        "language": content["language"],
+        "post_id": content["post_id"],
+        "twin_url": content["twin_url"],
+        "status": found.status,
+    }
+
+
+if __name__ == "__main__":
+    main()

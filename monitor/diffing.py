@@ -1,0 +1,200 @@
+"""Readable diffs of Chinese (and English) statements with diff-match-patch.
+
+Character level with semantic cleanup, so a one-character edit shows as that
+character; long texts are aligned sentence by sentence first, which keeps the
+diff fast and stops it from pairing unrelated sentences; every call is bounded
+by a time limit (diff-match-patch then returns a coarser but still exact diff).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from diff_match_patch import diff_match_patch
+
+from storage.content import COMPARED_FIELDS
+from storage.records import StatementContent
+
+DIFF_TIMEOUT_SECONDS = 1.0
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;\n])")
+
+
+class Op(StrEnum):
+    EQUAL = "equal"
+    DELETE = "delete"
+    INSERT = "insert"
+
+
+@dataclass(frozen=True)
+class DiffOp:
+    op: Op
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    name: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class StatementDiff:
+    fields: tuple[FieldChange, ...]
+    body: tuple[DiffOp, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.fields and all(op.op is Op.EQUAL for op in self.body)
+
+
+_DMP_OPS = {0: Op.EQUAL, -1: Op.DELETE, 1: Op.INSERT}
+
+
+def _engine(timeout: float) -> diff_match_patch:
+    dmp = diff_match_patch()
+    dmp.Diff_Timeout = timeout
+    return dmp
+
+
+def diff_text(old: str, new: str, timeout: float = DIFF_TIMEOUT_SECONDS) -> list[DiffOp]:
+    """Sentence alignment first, then characters inside each replaced run of sentences."""
+    dmp = _engine(timeout)
+    old_sentences, new_sentences = _sentences(old), _sentences(new)
+    vocabulary: dict[str, str] = {}
+    encoded_old = _encode(old_sentences, vocabulary)
+    encoded_new = _encode(new_sentences, vocabulary)
+    decode = {code: sentence for sentence, code in vocabulary.items()}
+    coarse = [
+        (op, "".join(decode[code] for code in codes))
+        for op, codes in dmp.diff_main(encoded_old, encoded_new, False)
+    ]
+    result: list[DiffOp] = []
+    index = 0
+    while index < len(coarse):
+        op, text = coarse[index]
+        following = coarse[index + 1] if index + 1 < len(coarse) else None
+        if op == -1 and following is not None and following[0] == 1:
+            result.extend(_char_diff(dmp, text, following[1]))
+            index += 2
+            continue
+        result.append(DiffOp(_DMP_OPS[op], text))
+        index += 1
+    return _merge(result)
+
+
+def _char_diff(dmp: diff_match_patch, old: str, new: str) -> list[DiffOp]:
+    diffs = dmp.diff_main(old, new)
+    dmp.diff_cleanupSemantic(diffs)
+    return [DiffOp(_DMP_OPS[op], text) for op, text in diffs]
+
+
+def _sentences(text: str) -> list[str]:
+    return [part for part in _SENTENCE_END.split(text) if part]
+
+
+def _encode(sentences: list[str], vocabulary: dict[str, str]) -> str:
+    # Private-use code points stand for whole sentences, as dmp's own line mode does.
+    return "".join(vocabulary.setdefault(s, chr(0xF0000 + len(vocabulary))) for s in sentences)
+
+
+def _merge(ops: list[DiffOp]) -> list[DiffOp]:
+    merged: list[DiffOp] = []
+    for op in ops:
+        if not op.text:
+            continue
+        if merged and merged[-1].op is op.op:
+            merged[-1] = DiffOp(op.op, merged[-1].text + op.text)
+        else:
+            merged.append(op)
+    return merged
+
+
+def diff_statements(old: StatementContent, new: StatementContent) -> StatementDiff:
+    """Metadata changes listed apart from the body's character diff."""
+    fields = []
+    for name in COMPARED_FIELDS:
+        if name == "body":
+            continue
+        before, after = _field_text(old, name), _field_text(new, name)
+        if before != after:
+            fields.append(FieldChange(name, before, after))
+    body = tuple(diff_text(old.body, new.body)) if old.body != new.body else ()
+    return StatementDiff(tuple(fields), body)
+
+
+def _field_text(content: StatementContent, name: str) -> str:
+    value = getattr(content, name)
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def render_marked(ops: list[DiffOp] | tuple[DiffOp, ...]) -> str:
+    """Plain text with [-removed-]{+added+} marks (wdiff style)."""
+    parts = []
+    for op in ops:
+        if op.op is Op.DELETE:
+            parts.append(f"[-{op.text}-]")
+        elif op.op is Op.INSERT:
+            parts.append(f"{{+{op.text}+}}")
+        else:
+            parts.append(op.text)
+    return "".join(parts)
+
+
+def render_text(diff: StatementDiff, context_paragraphs: int = 1) -> str:
+    """Field changes, then only the paragraphs that changed (with a little context)."""
+    lines = []
+    for change in diff.fields:
+        lines.append(f"{change.name}: {render_marked(diff_text(change.old, change.new))}")
+    if diff.body:
+        if lines:
+            lines.append("")
+        lines.append("body:")
+        lines.extend(_changed_paragraphs(diff.body, context_paragraphs))
+    return "\n".join(lines)
+
+
+def _marked_paragraphs(ops: tuple[DiffOp, ...]) -> list[tuple[str, bool]]:
+    """The new text's paragraphs, marked, each with whether it holds a change."""
+    texts: list[list[str]] = [[]]
+    changed = [False]
+    for op in ops:
+        for index, piece in enumerate(op.text.split("\n\n")):
+            if index:
+                texts.append([])
+                changed.append(op.op is not Op.EQUAL)
+            if piece:
+                texts[-1].append(render_marked([DiffOp(op.op, piece)]))
+                changed[-1] = changed[-1] or op.op is not Op.EQUAL
+    return list(zip(("".join(parts) for parts in texts), changed, strict=True))
+
+
+def _changed_paragraphs(ops: tuple[DiffOp, ...], context: int) -> list[str]:
+    paragraphs = _marked_paragraphs(ops)
+    changed = [index for index, (_, is_changed) in enumerate(paragraphs) if is_changed]
+    keep = {j for i in changed for j in range(i - context, i + context + 1)}
+    shown: list[str] = []
+    skipped = 0
+    for index, (text, _) in enumerate(paragraphs):
+        if index not in keep:
+            skipped += 1
+            continue
+        if skipped:
+            shown.append(_skipped_line(skipped))
+            skipped = 0
+        shown.append("  " + text.replace("\n", "\n  "))
+    if skipped:
+        shown.append(_skipped_line(skipped))
+    return shown
+
+
+def _skipped_line(count: int) -> str:
+    return f"  [… {count} unchanged paragraph{'s' if count > 1 else ''} …]"

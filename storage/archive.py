@@ -1,0 +1,448 @@
+"""The versioned archive: every fetch an observation, a revision only when content changes.
+
+Each `record_*` call is one short write transaction, so a crawl killed at any
+moment leaves every page either fully recorded or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import models
+from storage.content import changed_fields, content_hash
+from storage.engine import READ_ONLY, make_engine
+from storage.migrate import upgrade
+from storage.records import (
+    Capture,
+    ExtractionFailure,
+    ListingPage,
+    Outcome,
+    RecordResult,
+    Revision,
+    RevisionSummary,
+    StatementContent,
+    StatementSummary,
+)
+
+ACTIVE = "active"
+MISSING = "missing"
+
+
+class Archive:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write = sessionmaker(engine, expire_on_commit=False)
+        self._read = sessionmaker(engine.execution_options(**{READ_ONLY: True}))
+
+    @classmethod
+    def open(cls, url: str) -> Archive:
+        """Open (creating or migrating as needed) the archive at a database URL."""
+        upgrade(make_engine(url, foreign_keys=False))
+        return cls(make_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record_listing(self, capture: Capture, page: ListingPage | None) -> None:
+        if page is None:
+            key = _failure_key(capture, "no listing")
+        else:
+            listed = "\n".join(item.url for item in page.items)
+            key = "listing:" + hashlib.sha256(listed.encode()).hexdigest()
+        with self._write.begin() as session:
+            self._add_observation(session, capture, key, statement_id=None)
+
+    def record_detail(
+        self, capture: Capture, extraction: StatementContent | ExtractionFailure | None
+    ) -> RecordResult:
+        """Record one detail-page fetch; `extraction` is None when there was nothing to parse."""
+        with self._write.begin() as session:
+            if isinstance(extraction, StatementContent) and capture.status == 200:
+                return self._record_content(session, capture, extraction)
+            statement = self._find_by_urls(session, capture.site, _urls_of(capture))
+            statement_id = statement.id if statement else None
+            if capture.is_gone:
+                if statement is not None and statement.status != MISSING:
+                    statement.status = MISSING
+                    statement.missing_since = capture.fetched_at
+                self._add_observation(session, capture, f"status:{capture.status}", statement_id)
+                return RecordResult(Outcome.GONE, statement_id)
+            if isinstance(extraction, ExtractionFailure):
+                key = "failed:" + extraction.reason
+                self._add_observation(session, capture, key, statement_id)
+                return RecordResult(Outcome.EXTRACTION_FAILED, statement_id)
+            key = _failure_key(capture, "fetch failed")
+            self._add_observation(session, capture, key, statement_id)
+            return RecordResult(Outcome.FETCH_FAILED, statement_id)
+
+    def _record_content(
+        self, session: Session, capture: Capture, content: StatementContent
+    ) -> RecordResult:
+        statement = self._identify(session, capture, content)
+        new_hash = content_hash(content)
+        latest = self._latest_revision(session, statement.id) if statement.id else None
+        if statement.id is None:
+            session.add(statement)
+            session.flush()
+        self._remember_urls(session, statement, capture, content)
+        statement.last_seen_at = capture.fetched_at
+        statement.status, statement.missing_since = ACTIVE, None
+        statement.language = content.language or statement.language
+        statement.twin_url = content.twin_url or statement.twin_url
+
+        if latest is not None and latest.content_hash == new_hash:
+            observation = self._add_observation(
+                session, capture, "content:" + new_hash, statement.id
+            )
+            observation.revision_id = latest.id
+            return RecordResult(Outcome.UNCHANGED, statement.id, latest.number)
+
+        number = latest.number + 1 if latest else 1
+        fields = changed_fields(_content_of(latest), content) if latest else ()
+        revision = _revision_row(statement.id, number, capture.fetched_at, new_hash, fields, content)
+        session.add(revision)
+        session.flush()
+        observation = self._add_observation(session, capture, "content:" + new_hash, statement.id)
+        observation.revision_id = revision.id
+        return RecordResult(Outcome.CHANGED if latest else Outcome.NEW, statement.id, number)
+
+    def _identify(
+        self, session: Session, capture: Capture, content: StatementContent
+    ) -> models.Statement:
+        """Post id first (it survives slug edits and domain moves), then any known URL."""
+        statement = None
+        if content.post_id is not None:
+            statement = session.scalar(
+                select(models.Statement).where(
+                    models.Statement.site == capture.site,
+                    models.Statement.post_id == content.post_id,
+                )
+            )
+        if statement is None:
+            urls = (content.url, *_urls_of(capture))
+            statement = self._find_by_urls(session, capture.site, urls)
+        if statement is None:
+            return models.Statement(
+                site=capture.site,
+                post_id=content.post_id,
+                url=content.url,
+                language=content.language,
+                twin_url=content.twin_url,
+                status=ACTIVE,
+                first_seen_at=capture.fetched_at,
+                last_seen_at=capture.fetched_at,
+            )
+        if statement.post_id is None and content.post_id is not None:
+            statement.post_id = content.post_id
+        statement.url = content.url
+        return statement
+
+    def _remember_urls(
+        self, session: Session, statement: models.Statement, capture: Capture, content: StatementContent
+    ) -> None:
+        for url in dict.fromkeys((content.url, *_urls_of(capture))):
+            known = session.scalar(
+                select(models.StatementUrl).where(
+                    models.StatementUrl.site == capture.site, models.StatementUrl.url == url
+                )
+            )
+            if known is None:
+                session.add(
+                    models.StatementUrl(
+                        site=capture.site,
+                        url=url,
+                        statement_id=statement.id,
+                        first_seen_at=capture.fetched_at,
+                    )
+                )
+            elif known.statement_id != statement.id:
+                # A URL now serves another post (a slug reused): it follows the new owner.
+                known.statement_id = statement.id
+
+    def _find_by_urls(
+        self, session: Session, site: str, urls: Sequence[str]
+    ) -> models.Statement | None:
+        for url in urls:
+            statement = session.scalar(
+                select(models.Statement)
+                .join(models.StatementUrl, models.StatementUrl.statement_id == models.Statement.id)
+                .where(models.StatementUrl.site == site, models.StatementUrl.url == url)
+            )
+            if statement is not None:
+                return statement
+        return None
+
+    def _latest_revision(self, session: Session, statement_id: int) -> models.Revision | None:
+        return session.scalar(
+            select(models.Revision)
+            .where(models.Revision.statement_id == statement_id)
+            .order_by(models.Revision.number.desc())
+            .limit(1)
+        )
+
+    def _add_observation(
+        self, session: Session, capture: Capture, content_key: str, statement_id: int | None
+    ) -> models.Observation:
+        body_sha = hashlib.sha256(capture.body).hexdigest() if capture.body else None
+        keep = body_sha is not None and self._keep_raw_body(session, capture, content_key)
+        if keep and body_sha is not None:
+            self._store_blob(session, body_sha, capture.body)
+        observation = models.Observation(
+            site=capture.site,
+            kind=str(capture.kind),
+            requested_url=capture.requested_url,
+            final_url=capture.final_url,
+            fetched_at=capture.fetched_at,
+            status=capture.status,
+            error=capture.error,
+            headers=dict(capture.headers),
+            body_sha256=body_sha,
+            blob_sha256=body_sha if keep else None,
+            content_key=content_key[:128],
+            statement_id=statement_id,
+        )
+        session.add(observation)
+        session.flush()
+        return observation
+
+    def _keep_raw_body(self, session: Session, capture: Capture, content_key: str) -> bool:
+        """Raw bytes are kept when the page yields something new for its URL.
+
+        Pages carry noise (nonces, asset versions, rotating sidebars), so their bytes
+        differ on every fetch; keeping them only when what we extract changes means an
+        idle re-crawl writes no body bytes while every revision keeps its source.
+        """
+        previous = session.scalar(
+            select(models.Observation.content_key)
+            .where(models.Observation.requested_url == capture.requested_url)
+            .order_by(models.Observation.id.desc())
+            .limit(1)
+        )
+        return previous != content_key
+
+    def _store_blob(self, session: Session, sha256: str, body: bytes) -> None:
+        values = {
+            "sha256": sha256,
+            "size": len(body),
+            "compression": "zlib",
+            "data": zlib.compress(body, 9),
+        }
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(models.Blob).values(values).on_conflict_do_nothing())
+
+    # -- reading -------------------------------------------------------------------------
+
+    def active_statement_urls(self, site: str) -> list[str]:
+        with self._reading() as session:
+            rows = session.scalars(
+                select(models.Statement.url).where(
+                    models.Statement.site == site, models.Statement.status == ACTIVE
+                )
+            )
+            return list(rows)
+
+    def statements(self, site: str | None = None) -> list[StatementSummary]:
+        with self._reading() as session:
+            query = _summary_query()
+            if site is not None:
+                query = query.where(models.Statement.site == site)
+            rows = session.execute(query.order_by(models.Statement.id)).all()
+            return [_summary(*row) for row in rows]
+
+    def find_statement(self, ref: str) -> StatementSummary | None:
+        """A statement by numeric id or by any URL it has been known by."""
+        with self._reading() as session:
+            query = _summary_query()
+            if ref.isdigit():
+                query = query.where(models.Statement.id == int(ref))
+            else:
+                known = select(models.StatementUrl.statement_id).where(
+                    models.StatementUrl.url.in_(_url_variants(ref))
+                )
+                query = query.where(models.Statement.id.in_(known))
+            row = session.execute(query.limit(1)).first()
+            return _summary(*row) if row else None
+
+    def history(self, statement_id: int) -> list[RevisionSummary]:
+        with self._reading() as session:
+            rows = session.scalars(
+                select(models.Revision)
+                .where(models.Revision.statement_id == statement_id)
+                .order_by(models.Revision.number)
+            )
+            return [
+                RevisionSummary(
+                    row.number, row.observed_at, row.content_hash, tuple(row.changed_fields)
+                )
+                for row in rows
+            ]
+
+    def revision(
+        self, statement_id: int, *, number: int | None = None, at: datetime | None = None
+    ) -> Revision | None:
+        """Revision `number`, else the one in force at time `at`, else the latest."""
+        query = select(models.Revision).where(models.Revision.statement_id == statement_id)
+        if number is not None:
+            query = query.where(models.Revision.number == number)
+        if at is not None:
+            query = query.where(models.Revision.observed_at <= at)
+        with self._reading() as session:
+            row = session.scalar(query.order_by(models.Revision.number.desc()).limit(1))
+            return _revision(row) if row else None
+
+    def raw_body(self, sha256: str) -> bytes | None:
+        with self._reading() as session:
+            blob = session.get(models.Blob, sha256)
+            return zlib.decompress(blob.data) if blob else None
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (for summaries and tests of what a crawl wrote)."""
+        tables = {
+            "statements": models.Statement,
+            "revisions": models.Revision,
+            "observations": models.Observation,
+            "blobs": models.Blob,
+        }
+        with self._reading() as session:
+            return {
+                name: session.scalar(select(func.count()).select_from(table)) or 0
+                for name, table in tables.items()
+            }
+
+
+def _urls_of(capture: Capture) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((capture.final_url, capture.requested_url)))
+
+
+def _url_variants(url: str) -> list[str]:
+    """A user may type a statement URL with or without its trailing slash or query."""
+    bare = url.split("#", 1)[0].split("?", 1)[0]
+    return list(dict.fromkeys((url, bare, bare.rstrip("/") + "/", bare.rstrip("/"))))
+
+
+def _failure_key(capture: Capture, fallback: str) -> str:
+    if capture.status is not None:
+        return f"status:{capture.status}"
+    return "error:" + (capture.error or fallback)
+
+
+def _revision_row(
+    statement_id: int,
+    number: int,
+    observed_at: datetime,
+    digest: str,
+    fields: tuple[str, ...],
+    content: StatementContent,
+) -> models.Revision:
+    return models.Revision(
+        statement_id=statement_id,
+        number=number,
+        observed_at=observed_at,
+        content_hash=digest,
+        changed_fields=list(fields),
+        url=content.url,
+        language=content.language,
+        post_id=content.post_id,
+        title=content.title,
+        subtitle=content.subtitle,
+        published_at=content.published_at,
+        published_raw=content.published_raw,
+        modified_at=content.modified_at,
+        author=content.author,
+        body=content.body,
+        tags=list(content.tags),
+        categories=list(content.categories),
+        twin_url=content.twin_url,
+        extractor_version=content.extractor_version,
+    )
+
+
+def _content_of(row: models.Revision) -> StatementContent:
+    return StatementContent(
+        url=row.url,
+        title=row.title,
+        body=row.body,
+        language=row.language,
+        post_id=row.post_id,
+        subtitle=row.subtitle,
+        published_at=row.published_at,
+        published_raw=row.published_raw,
+        modified_at=row.modified_at,
+        author=row.author,
+        tags=tuple(row.tags),
+        categories=tuple(row.categories),
+        twin_url=row.twin_url,
+        extractor_version=row.extractor_version,
+    )
+
+
+def _revision(row: models.Revision) -> Revision:
+    return Revision(
+        statement_id=row.statement_id,
+        number=row.number,
+        observed_at=row.observed_at,
+        content_hash=row.content_hash,
+        changed_fields=tuple(row.changed_fields),
+        content=_content_of(row),
+    )
+
+
+def _summary_query():  # type: ignore[no-untyped-def]
+    latest = (
+        select(
+            models.Revision.statement_id.label("statement_id"),
+            func.max(models.Revision.number).label("revisions"),
+            func.max(models.Revision.observed_at).label("last_changed_at"),
+        )
+        .group_by(models.Revision.statement_id)
+        .subquery()
+    )
+    current = models.Revision
+    return (
+        select(models.Statement, latest.c.revisions, latest.c.last_changed_at, current)
+        .join(latest, latest.c.statement_id == models.Statement.id)
+        .join(
+            current,
+            (current.statement_id == models.Statement.id)
+            & (current.number == latest.c.revisions),
+        )
+    )
+
+
+def _summary(
+    statement: models.Statement,
+    revisions: int,
+    last_changed_at: datetime,
+    current: models.Revision,
+) -> StatementSummary:
+    return StatementSummary(
+        id=statement.id,
+        site=statement.site,
+        url=statement.url,
+        title=current.title,
+        published_at=current.published_at,
+        status=statement.status,
+        revisions=revisions,
+        first_seen_at=statement.first_seen_at,
+        last_seen_at=statement.last_seen_at,
+        last_changed_at=last_changed_at,
+        post_id=statement.post_id,
+        language=statement.language,
+        twin_url=statement.twin_url,
+    )

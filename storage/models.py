@@ -1,0 +1,150 @@
+"""ORM tables. These rows never leave `storage/`: `archive.py` converts them to records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+URL_LENGTH = 2048
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC on every backend; always read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware values")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Blob(Base):
+    """A raw response body, stored once per SHA-256, zlib-compressed."""
+
+    __tablename__ = "blob"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    compression: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Statement(Base):
+    """A statement's identity: site + WordPress post id, else its canonical URL."""
+
+    __tablename__ = "statement"
+    __table_args__ = (UniqueConstraint("site", "post_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    post_id: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    language: Mapped[str | None] = mapped_column(String(16))
+    twin_url: Mapped[str | None] = mapped_column(String(URL_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StatementUrl(Base):
+    """Every URL a statement has been known by, so a slug or domain change keeps its history."""
+
+    __tablename__ = "statement_url"
+    __table_args__ = (UniqueConstraint("site", "url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statement.id"), index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Observation(Base):
+    """Every fetch: what was asked, what came back, and which revision it confirmed."""
+
+    __tablename__ = "observation"
+    __table_args__ = (Index("ix_observation_requested_url_id", "requested_url", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    requested_url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    final_url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set only when the raw bytes were kept (see Archive._keep_raw_body).
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blob.sha256"))
+    # What the page yielded ("content:<hash>", "listing:<hash>", "failed:<reason>", "status:404").
+    content_key: Mapped[str] = mapped_column(String(128))
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("statement.id"), index=True)
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("revision.id"))
+
+
+class Revision(Base):
+    """A version of a statement's content; created only when the normalised content changes."""
+
+    __tablename__ = "revision"
+    __table_args__ = (UniqueConstraint("statement_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statement.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    changed_fields: Mapped[list[str]] = mapped_column(JSON)
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    language: Mapped[str | None] = mapped_column(String(16))
+    post_id: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    subtitle: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_raw: Mapped[str | None] = mapped_column(String(128))
+    modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    author: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    twin_url: Mapped[str | None] = mapped_column(String(URL_LENGTH))
+    extractor_version: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,60 @@
+"""Shared fixtures: the replica site, one database per backend, and the real CLI."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from storage.archive import Archive
+from tests.helpers import EmbassyWatch, write_config
+from tests.replica.site import ReplicaSite
+
+POSTGRES_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+
+
+@pytest.fixture
+def replica() -> Iterator[ReplicaSite]:
+    site = ReplicaSite().start()
+    yield site
+    site.stop()
+
+
+def _postgres_database() -> Iterator[str]:
+    name = f"ew_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.db'}"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def archive(database_url: str) -> Iterator[Archive]:
+    opened = Archive.open(database_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'archive.db'}"
+
+
+@pytest.fixture
+def ew(replica: ReplicaSite, sqlite_url: str, tmp_path: Path) -> EmbassyWatch:
+    """The real `embassy-watch` command, configured for the replica and a SQLite archive."""
+    return EmbassyWatch(write_config(tmp_path, sqlite_url, [replica.listing_url]), sqlite_url)
