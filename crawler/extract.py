@@ -78,8 +78,38 @@ _PAGE_NUMBER = re.compile(r"/page/(\d+)/?$")
 _HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
 
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote dd div dl dt figure footer h1 h2 h3 h4 h5 h6 header "
-    "hr li main ol p pre section table tbody thead tfoot tr ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "thead",
+        "tfoot",
+        "tr",
+        "ul",
+    ]
 )
 _INLINE_SPACES = re.compile(r"[^\S\n]+")
 
@@ -261,7 +291,10 @@ def _post_id(page: Selector) -> int | None:
     for pattern, value in (
         (_SHORTLINK_ID, shortlink),
         (_POST_ID_IN_CLASS, page.xpath("//body/@class").get() or ""),
-        (_POST_ID_IN_ARTICLE, " ".join(page.css("article::attr(id), article::attr(class)").getall())),
+        (
+            _POST_ID_IN_ARTICLE,
+            " ".join(page.css("article::attr(id), article::attr(class)").getall()),
+        ),
     ):
         match = pattern.search(value)
         if match:
@@ -368,7 +401,11 @@ def _item_anchors(page: Selector) -> list[Selector]:
         "//article//*[self::h2 or self::h3][contains(concat(' ', @class, ' '), ' entry-title ')]//a"
         " | //article//h2//a | //article//h3//a"
     )
-    read_more = [a for a in page.css("a[href]") if _collapse("".join(a.css("::text").getall())) in READ_MORE_TEXTS]
+    read_more = [
+        a
+        for a in page.css("a[href]")
+        if _collapse("".join(a.css("::text").getall())) in READ_MORE_TEXTS
+    ]
     return sorted([*anchors, *read_more], key=_document_order(page))
 
 
@@ -382,8 +419,7 @@ def _item_title(anchor: Selector) -> str:
     if own and own not in READ_MORE_TEXTS:
         return own
     heading = anchor.xpath(
-        "ancestor::article[1]//*[self::h2 or self::h3][1]"
-        " | preceding::*[self::h2 or self::h3][1]"
+        "ancestor::article[1]//*[self::h2 or self::h3][1] | preceding::*[self::h2 or self::h3][1]"
     )
     return _collapse(" ".join(heading[0].css("::text").getall())) if heading else ""
 
@@ -394,9 +430,10 @@ def _next_urls(page: Selector, url: str) -> tuple[str, ...]:
         found[normalise_url(href, url)] = None
     for anchor in page.css(".nav-previous a, .posts-navigation a, .pagination a, a.next"):
         text = _collapse(" ".join(anchor.css("::text").getall()))
-        href = anchor.attrib.get("href")
-        if href and (_OLDER_POSTS.search(text) or "next" in anchor.attrib.get("class", "")):
-            found[normalise_url(href, url)] = None
+        target = anchor.attrib.get("href")
+        classes = anchor.attrib.get("class") or ""
+        if target and (_OLDER_POSTS.search(text) or "next" in classes):
+            found[normalise_url(target, url)] = None
     listing, number = _listing_base(normalise_url(url))
     for href in page.css("a::attr(href)").getall():
         absolute = normalise_url(href, url)

@@ -58,7 +58,13 @@ class CrawlReport:
             if self.finish_reason not in ("", "finished")
             else []
         )
-        return [*fatal, *stopped, *self.listing_errors, *self.fetch_errors, *self.extraction_failures]
+        return [
+            *fatal,
+            *stopped,
+            *self.listing_errors,
+            *self.fetch_errors,
+            *self.extraction_failures,
+        ]
 
     @property
     def statements_fetched(self) -> int:
@@ -68,9 +74,7 @@ class CrawlReport:
         counts = ", ".join(
             f"{self.outcomes[outcome]} {outcome}" for outcome in Outcome if self.outcomes[outcome]
         )
-        seconds = (
-            (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
-        )
+        seconds = (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
         state = "FAILED" if self.failed else "done"
         return (
             f"{self.site}: {state} in {seconds:.1f}s: {self.listing_pages} listing pages, "

@@ -31,7 +31,9 @@ def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
             # A cache between us and the site must not hide an edit.
             "Cache-Control": "max-age=0",
         },
-        "CONCURRENT_REQUESTS": 8,
+        # One site is crawled per crawler: never more requests in the downloader than one
+        # host may have, so a host put on hold (Retry-After, backoff) has none queued.
+        "CONCURRENT_REQUESTS": crawl.concurrent_requests_per_host,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_requests_per_host,
         "DOWNLOAD_DELAY": crawl.delay,
         "DOWNLOAD_DELAY_JITTER": 0.5 if polite_delay else 0.0,
@@ -109,9 +111,10 @@ def install_reactor() -> None:
 def run_in_reactor(main: Callable[[], Awaitable[T]]) -> T:
     """Run `main()` to completion on the asyncio reactor, then stop the reactor."""
     install_reactor()
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed_reactor
     from twisted.internet.defer import Deferred
 
+    reactor: Any = installed_reactor
     outcome: dict[str, Any] = {}
 
     async def wrapped() -> None:

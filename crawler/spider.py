@@ -164,6 +164,7 @@ class ArchivePipeline:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -186,7 +187,9 @@ class ArchivePipeline:
             # rather than fetch pages whose content would be thrown away.
             spider.report.fatal_error = f"cannot write to the archive: {_first_line(error)}"
             log.error("%s", spider.report.fatal_error)
-            asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="archive-error"))
+            self._closing = asyncio.ensure_future(
+                self.crawler.engine.close_spider_async(reason="archive-error")
+            )
             raise DropItem(spider.report.fatal_error) from error
         return item
 
@@ -229,7 +232,9 @@ class SiteBoundaryMiddleware:
 class PoliteRetryMiddleware(RetryMiddleware):
     """Scrapy's retries, with exponential backoff and Retry-After obeyed (capped).
 
-    While waiting, the engine schedules nothing, so no request reaches the host early.
+    A failure puts its host on hold: no request to it is sent until the wait is
+    over (requests queue at `process_request`, and the crawl runs with only as many
+    requests in the downloader as one host may have, so none is already past it).
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -237,12 +242,20 @@ class PoliteRetryMiddleware(RetryMiddleware):
         self.crawler = crawler
         self.backoff = crawler.settings.getfloat("EMBASSY_WATCH_RETRY_BACKOFF", 2.0)
         self.max_wait = crawler.settings.getfloat("EMBASSY_WATCH_MAX_RETRY_AFTER", 300.0)
+        self._hold_until: dict[str, float] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PoliteRetryMiddleware:
         return cls(crawler)
 
-    async def process_response(  # type: ignore[override]
+    async def process_request(self, request: Request) -> None:
+        host = host_of(request.url)
+        while time.monotonic() < self._hold_until.get(host, 0.0) and not _closing(
+            self.crawler.engine
+        ):
+            await asyncio.sleep(min(0.25, self._hold_until[host] - time.monotonic()))
+
+    def process_response(  # type: ignore[override]
         self, request: Request, response: Response
     ) -> Request | Response:
         if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
@@ -260,34 +273,27 @@ class PoliteRetryMiddleware(RetryMiddleware):
         retry = self._retry(request, f"HTTP {response.status}")
         if retry is None:
             return response
-        await self._wait(retry_after if retry_after is not None else self._backoff(request))
+        self._hold(request, retry_after if retry_after is not None else self._backoff(request))
         return retry
 
-    async def process_exception(  # type: ignore[override]
+    def process_exception(  # type: ignore[override]
         self, request: Request, exception: Exception
     ) -> Request | Response | None:
         if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions_to_retry):
             return None
         retry = self._retry(request, exception)
         if retry is not None:
-            await self._wait(self._backoff(request))
+            self._hold(request, self._backoff(request))
         return retry
 
     def _backoff(self, request: Request) -> float:
         attempt = int(request.meta.get("retry_times", 0))
         return float(min(self.backoff * (2**attempt), self.max_wait))
 
-    async def _wait(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        engine = self.crawler.engine
-        engine.pause()
-        try:
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline and not _closing(engine):
-                await asyncio.sleep(min(0.25, deadline - time.monotonic()))
-        finally:
-            engine.unpause()
+    def _hold(self, request: Request, seconds: float) -> None:
+        host = host_of(request.url)
+        until = time.monotonic() + seconds
+        self._hold_until[host] = max(until, self._hold_until.get(host, 0.0))
 
 
 def _closing(engine: Any) -> bool:

@@ -48,9 +48,7 @@ def config_option(command: F) -> F:
 
 
 def json_option(command: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
-        command
-    )
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
 
 
 def _settings(config_path: str | None) -> Settings:
@@ -97,9 +95,22 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
         sys.exit(EXIT_PARTIAL)
 
 
+class OneLineFormatter(logging.Formatter):
+    """Log records on one line each: an exception is named, not traced back."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{self.formatTime(record)} {record.levelname} {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            detail = f"{type(error).__name__}: {error}"
+            if str(error) not in line:
+                line += f" ({detail})"
+        return line.replace("\n", " ")
+
+
 def _log_progress(quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(OneLineFormatter())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -189,7 +200,9 @@ def show(
     click.echo(f"url: {found.url}")
     if content.url != found.url:
         click.echo(f"url at this revision: {content.url}")
-    click.echo(f"revision: {revision.number} of {found.revisions}, seen {_iso(revision.observed_at)}")
+    click.echo(
+        f"revision: {revision.number} of {found.revisions}, seen {_iso(revision.observed_at)}"
+    )
     click.echo(f"published: {content.published_raw or '-'} ({_iso(content.published_at)})")
     for label, value in (
         ("author", content.author),

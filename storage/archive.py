@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +46,13 @@ class Archive:
     @classmethod
     def open(cls, url: str) -> Archive:
         """Open (creating or migrating as needed) the archive at a database URL."""
-        upgrade(make_engine(url, foreign_keys=False))
+        # Migrations run with foreign keys off: SQLite's batch table rebuilds would
+        # otherwise cascade-delete child rows (see tech-notes section 6).
+        migration_engine = make_engine(url, foreign_keys=False)
+        try:
+            upgrade(migration_engine)
+        finally:
+            migration_engine.dispose()
         return cls(make_engine(url))
 
     def close(self) -> None:
@@ -78,7 +84,10 @@ class Archive:
             statement = self._find_by_urls(session, capture.site, _urls_of(capture))
             statement_id = statement.id if statement else None
             if capture.is_gone:
-                if statement is not None and statement.status != MISSING:
+                # Only the statement's current URL speaks for it: after a slug change
+                # the old address answers 404 while the statement lives on.
+                current = statement is not None and statement.url in _urls_of(capture)
+                if statement is not None and current and statement.status != MISSING:
                     statement.status = MISSING
                     statement.missing_since = capture.fetched_at
                 self._add_observation(session, capture, f"status:{capture.status}", statement_id)
@@ -115,7 +124,9 @@ class Archive:
 
         number = latest.number + 1 if latest else 1
         fields = changed_fields(_content_of(latest), content) if latest else ()
-        revision = _revision_row(statement.id, number, capture.fetched_at, new_hash, fields, content)
+        revision = _revision_row(
+            statement.id, number, capture.fetched_at, new_hash, fields, content
+        )
         session.add(revision)
         session.flush()
         observation = self._add_observation(session, capture, "content:" + new_hash, statement.id)
@@ -154,7 +165,11 @@ class Archive:
         return statement
 
     def _remember_urls(
-        self, session: Session, statement: models.Statement, capture: Capture, content: StatementContent
+        self,
+        session: Session,
+        statement: models.Statement,
+        capture: Capture,
+        content: StatementContent,
     ) -> None:
         for url in dict.fromkeys((content.url, *_urls_of(capture))):
             known = session.scalar(
@@ -263,7 +278,7 @@ class Archive:
             if site is not None:
                 query = query.where(models.Statement.site == site)
             rows = session.execute(query.order_by(models.Statement.id)).all()
-            return [_summary(*row) for row in rows]
+            return [_summary(row) for row in rows]
 
     def find_statement(self, ref: str) -> StatementSummary | None:
         """A statement by numeric id or by any URL it has been known by."""
@@ -277,7 +292,7 @@ class Archive:
                 )
                 query = query.where(models.Statement.id.in_(known))
             row = session.execute(query.limit(1)).first()
-            return _summary(*row) if row else None
+            return _summary(row) if row else None
 
     def history(self, statement_id: int) -> list[RevisionSummary]:
         with self._reading() as session:
@@ -403,7 +418,7 @@ def _revision(row: models.Revision) -> Revision:
     )
 
 
-def _summary_query():  # type: ignore[no-untyped-def]
+def _summary_query() -> Select[models.Statement, int, datetime, models.Revision]:
     latest = (
         select(
             models.Revision.statement_id.label("statement_id"),
@@ -419,18 +434,13 @@ def _summary_query():  # type: ignore[no-untyped-def]
         .join(latest, latest.c.statement_id == models.Statement.id)
         .join(
             current,
-            (current.statement_id == models.Statement.id)
-            & (current.number == latest.c.revisions),
+            (current.statement_id == models.Statement.id) & (current.number == latest.c.revisions),
         )
     )
 
 
-def _summary(
-    statement: models.Statement,
-    revisions: int,
-    last_changed_at: datetime,
-    current: models.Revision,
-) -> StatementSummary:
+def _summary(row: Row[models.Statement, int, datetime, models.Revision]) -> StatementSummary:
+    statement, revisions, last_changed_at, current = row
     return StatementSummary(
         id=statement.id,
         site=statement.site,

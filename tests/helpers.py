@@ -39,7 +39,9 @@ class EmbassyWatch:
     config: Path
     database_url: str
 
-    def run(self, *args: str, expect: int | None = 0, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, expect: int | None = 0, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         command = [str(EXECUTABLE), *args, "--config", str(self.config)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("EMBASSY_WATCH_")}
         done = subprocess.run(

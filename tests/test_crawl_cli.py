@@ -49,7 +49,9 @@ def test_listing_excerpt_is_never_the_body(ew: EmbassyWatch, replica: ReplicaSit
     assert len(body) > len(long_one.excerpt())
 
 
-def test_every_listing_page_and_hidden_item_is_crawled(ew: EmbassyWatch, replica: ReplicaSite) -> None:
+def test_every_listing_page_and_hidden_item_is_crawled(
+    ew: EmbassyWatch, replica: ReplicaSite
+) -> None:
     ew.crawl()
     assert replica.count("/zh/news-events-zh/page/2/") == 1
     assert replica.count("/zh/news-events-zh/page/3/") == 1
@@ -125,7 +127,9 @@ def test_show_as_it_read_at_a_time_and_by_revision(ew: EmbassyWatch, replica: Re
     assert "not yet archived" in early.stderr
 
 
-def test_deleted_statement_keeps_its_archived_revisions(ew: EmbassyWatch, replica: ReplicaSite) -> None:
+def test_deleted_statement_keeps_its_archived_revisions(
+    ew: EmbassyWatch, replica: ReplicaSite
+) -> None:
     ew.crawl()
     seed = replica.statement("statement-05")
     url = replica.url(seed.path)
@@ -153,10 +157,14 @@ def test_statement_keeps_its_identity_when_its_url_changes(
     assert len(ew.json("statements")) == 24
 
 
-def test_requests_stay_on_the_watched_site(ew: EmbassyWatch, replica: ReplicaSite, tmp_path: Path) -> None:
+def test_requests_stay_on_the_watched_site(
+    ew: EmbassyWatch, replica: ReplicaSite, tmp_path: Path
+) -> None:
     port = replica.base_url.rsplit(":", 1)[1]
     off_site = f"http://127.0.0.2:{port}/zh/elsewhere/"
-    replica.add(Statement(post_id=1, slug="elsewhere", title="站外链接", paragraphs=["x"], link=off_site))
+    replica.add(
+        Statement(post_id=1, slug="elsewhere", title="站外链接", paragraphs=["x"], link=off_site)
+    )
     ew.crawl()
     archive = Archive.open(ew.database_url)
     with archive.engine.connect() as connection:
@@ -166,7 +174,9 @@ def test_requests_stay_on_the_watched_site(ew: EmbassyWatch, replica: ReplicaSit
     assert all(url.startswith(replica.base_url) for url in fetched)
 
 
-def test_a_site_that_moves_host_is_followed(replica: ReplicaSite, sqlite_url: str, tmp_path: Path) -> None:
+def test_a_site_that_moves_host_is_followed(
+    replica: ReplicaSite, sqlite_url: str, tmp_path: Path
+) -> None:
     port = replica.base_url.rsplit(":", 1)[1]
     new_home = f"http://localhost:{port}"
     replica.public_base = new_home  # pages now link to the new host
@@ -197,7 +207,15 @@ def test_json_outputs_are_the_documented_shapes(ew: EmbassyWatch, replica: Repli
     assert {"number", "observed_at", "content_hash"} <= set(history[0])
     shown = ew.json("show", url)
     assert {
-        "id", "url", "revision", "title", "published_at", "author", "body", "tags", "categories"
+        "id",
+        "url",
+        "revision",
+        "title",
+        "published_at",
+        "author",
+        "body",
+        "tags",
+        "categories",
     } <= set(shown)
     json.dumps(shown)  # plain JSON values only
     assert shown["published_at"].endswith("Z")

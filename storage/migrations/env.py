@@ -21,7 +21,9 @@ def _run(connection: Connection) -> None:
     with connection.begin():
         if connection.dialect.name == "postgresql":
             # Two processes starting at once must not both migrate.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+            )
         context.run_migrations()
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 READ_MORE = "阅读更多»"
 SHOW_MORE = "展示更多"
-ZH_MONTHS = "一 二 三 四 五 六 七 八 九 十 十一 十二".split()
+ZH_MONTHS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二"]
 
 
 def listing_items(text: str) -> list[tuple[str, str]]:

@@ -14,7 +14,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -235,7 +234,7 @@ def _handler_for(site: ReplicaSite) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
             site.requests.append(Request(path, dict(self.headers.items()), time.monotonic()))
             status, headers, body = site.respond(path)
@@ -526,5 +525,3 @@ def render_listing_cms3(
 <div class="archive">{articles}<div class="centmore"><span class="loadmore">展示更多 &or;</span></div></div>
 {_pagination_nav(site, page, has_next)}
 </main>{_sidebar(site)}</div></div></body></html>"""
-
-

@@ -1,0 +1,233 @@
+"""One storage suite, run against every backend (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from storage.archive import Archive
+from storage.records import (
+    Capture,
+    ExtractionFailure,
+    ListingItem,
+    ListingPage,
+    Outcome,
+    PageKind,
+    StatementContent,
+)
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+URL = "https://china.usembassy-china.org.cn/zh/statement/"
+CONTENT = StatementContent(
+    url=URL,
+    title="美国正式重新加入《巴黎协定》",
+    body="第一段，今天美国正式重新加入。\n\n第二段。",
+    language="zh",
+    post_id=40888,
+    published_at=datetime(2021, 2, 19, 7, 0, tzinfo=UTC),
+    published_raw="二月 19, 2021",
+    author="U.S. Mission China",
+    tags=("气候",),
+    categories=("新闻",),
+    extractor_version="1",
+)
+
+
+def capture(
+    at: datetime = T0,
+    body: bytes = b"<html>page</html>",
+    url: str = URL,
+    status: int | None = 200,
+    kind: PageKind = PageKind.DETAIL,
+) -> Capture:
+    return Capture(
+        site="china-zh",
+        kind=kind,
+        requested_url=url,
+        final_url=url,
+        fetched_at=at,
+        status=status,
+        headers={"content-type": "text/html"},
+        body=body,
+    )
+
+
+def test_first_fetch_creates_statement_and_revision(archive: Archive) -> None:
+    result = archive.record_detail(capture(), CONTENT)
+    assert result.outcome is Outcome.NEW and result.revision_number == 1
+    [summary] = archive.statements()
+    assert (summary.url, summary.title, summary.revisions, summary.status) == (
+        URL,
+        CONTENT.title,
+        1,
+        "active",
+    )
+    revision = archive.revision(summary.id)
+    assert revision is not None and revision.content == CONTENT
+    assert revision.observed_at == T0
+
+
+def test_refetch_with_noisy_bytes_writes_no_revision_and_no_body(archive: Archive) -> None:
+    archive.record_detail(capture(body=b"<html>nonce=1</html>"), CONTENT)
+    before = archive.counts()
+    result = archive.record_detail(
+        capture(T0 + timedelta(hours=1), body=b"<html>nonce=2</html>"), CONTENT
+    )
+    after = archive.counts()
+    assert result.outcome is Outcome.UNCHANGED and result.revision_number == 1
+    assert after["revisions"] == before["revisions"] == 1
+    assert after["blobs"] == before["blobs"] == 1
+    assert after["observations"] == before["observations"] + 1
+
+
+def test_raw_body_is_stored_once_and_compressed(archive: Archive) -> None:
+    body = ("<p>" + "重复的内容" * 2000 + "</p>").encode()
+    archive.record_detail(capture(body=body), CONTENT)
+    changed = replace(CONTENT, body=CONTENT.body + "\n\n新增一段。")
+    archive.record_detail(capture(T0 + timedelta(hours=1), body=body), changed)
+    assert archive.counts()["blobs"] == 1
+    import hashlib
+
+    assert archive.raw_body(hashlib.sha256(body).hexdigest()) == body
+
+
+def test_normalisation_only_differences_are_not_changes(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT)
+    spaced = replace(
+        CONTENT,
+        body=CONTENT.body.replace("，", ",").replace("第二段。", "第二段。  "),
+        tags=tuple(reversed(CONTENT.tags)),
+        modified_at=T0,
+    )
+    result = archive.record_detail(capture(T0 + timedelta(hours=1)), spaced)
+    assert result.outcome is Outcome.UNCHANGED
+
+
+def test_a_content_change_makes_the_next_revision_and_names_the_fields(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT)
+    edited = replace(CONTENT, title=CONTENT.title + "（更新）", body=CONTENT.body + "\n\n补充。")
+    result = archive.record_detail(capture(T0 + timedelta(hours=1)), edited)
+    assert result.outcome is Outcome.CHANGED and result.revision_number == 2
+    statement_id = archive.statements()[0].id
+    history = archive.history(statement_id)
+    assert [(h.number, h.changed_fields) for h in history] == [(1, ()), (2, ("title", "body"))]
+    assert archive.statements()[0].title == edited.title
+
+
+def test_revision_in_force_at_a_time(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT)
+    archive.record_detail(capture(T0 + timedelta(days=1)), replace(CONTENT, body="改了。"))
+    statement_id = archive.statements()[0].id
+    at = archive.revision(statement_id, at=T0 + timedelta(hours=12))
+    assert at is not None and at.number == 1
+    assert archive.revision(statement_id, at=T0 - timedelta(seconds=1)) is None
+    latest = archive.revision(statement_id, at=T0 + timedelta(days=2))
+    assert latest is not None and latest.number == 2
+
+
+def test_identity_follows_the_post_id_across_url_changes(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT)
+    moved_url = "https://cn.usembassy.gov/zh/statement-renamed/"
+    moved = replace(CONTENT, url=moved_url)
+    result = archive.record_detail(capture(T0 + timedelta(hours=1), url=moved_url), moved)
+    assert result.outcome is Outcome.UNCHANGED
+    [summary] = archive.statements()
+    assert summary.url == moved_url
+    old = archive.find_statement(URL)
+    assert old is not None and old.id == summary.id
+    assert archive.find_statement(moved_url.rstrip("/")) == summary
+
+
+def test_without_post_id_identity_is_the_url(archive: Archive) -> None:
+    no_id = replace(CONTENT, post_id=None)
+    archive.record_detail(capture(), no_id)
+    archive.record_detail(capture(T0 + timedelta(hours=1)), replace(no_id, body="新的。"))
+    [summary] = archive.statements()
+    assert summary.revisions == 2
+
+
+def test_gone_page_marks_statement_missing_and_keeps_revisions(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT)
+    result = archive.record_detail(capture(T0 + timedelta(hours=1), body=b"", status=404), None)
+    assert result.outcome is Outcome.GONE
+    [summary] = archive.statements()
+    assert summary.status == "missing" and summary.revisions == 1
+    assert archive.active_statement_urls("china-zh") == []
+    back = archive.record_detail(capture(T0 + timedelta(hours=2)), CONTENT)
+    assert back.outcome is Outcome.UNCHANGED
+    assert archive.statements()[0].status == "active"
+
+
+def test_extraction_failure_and_fetch_failure_write_no_revision(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT)
+    failed = archive.record_detail(capture(T0 + timedelta(hours=1)), ExtractionFailure("no body"))
+    errored = archive.record_detail(capture(T0 + timedelta(hours=2), status=503), None)
+    assert failed.outcome is Outcome.EXTRACTION_FAILED
+    assert errored.outcome is Outcome.FETCH_FAILED
+    assert archive.counts()["revisions"] == 1
+    assert archive.statements()[0].status == "active"  # a 503 never means "gone"
+
+
+def test_listing_observation_keeps_bytes_only_when_items_change(archive: Archive) -> None:
+    page = ListingPage((ListingItem(URL, "t"),))
+    listing_url = "https://china.usembassy-china.org.cn/zh/news-events-zh/"
+    for minute, body in enumerate((b"<html>a</html>", b"<html>b</html>")):
+        archive.record_listing(
+            capture(
+                T0 + timedelta(minutes=minute), body=body, url=listing_url, kind=PageKind.LISTING
+            ),
+            page,
+        )
+    assert archive.counts()["blobs"] == 1
+    archive.record_listing(
+        capture(
+            T0 + timedelta(minutes=5),
+            body=b"<html>c</html>",
+            url=listing_url,
+            kind=PageKind.LISTING,
+        ),
+        ListingPage((ListingItem(URL, "t"), ListingItem(URL + "2/", "u"))),
+    )
+    assert archive.counts()["blobs"] == 2
+
+
+def test_a_failed_write_leaves_nothing_behind(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive.record_detail(capture(), CONTENT)
+    before = archive.counts()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    # Fail after the revision row is flushed, as a full disk would at the observation.
+    monkeypatch.setattr(archive, "_add_observation", broken)
+    with pytest.raises(OSError):
+        archive.record_detail(capture(T0 + timedelta(hours=1)), replace(CONTENT, body="新。"))
+    assert archive.counts() == before
+    assert archive.statements()[0].revisions == 1
+
+
+def test_reopening_an_archive_keeps_everything(database_url: str) -> None:
+    first = Archive.open(database_url)
+    first.record_detail(capture(), CONTENT)
+    first.close()
+    again = Archive.open(database_url)  # migrations run again: nothing to do
+    try:
+        assert [s.title for s in again.statements()] == [CONTENT.title]
+    finally:
+        again.close()
+
+
+def test_the_old_address_answering_404_after_a_move_does_not_mark_it_missing(
+    archive: Archive,
+) -> None:
+    archive.record_detail(capture(), CONTENT)
+    moved_url = "https://china.usembassy-china.org.cn/zh/statement-renamed/"
+    archive.record_detail(
+        capture(T0 + timedelta(hours=1), url=moved_url), replace(CONTENT, url=moved_url)
+    )
+    archive.record_detail(capture(T0 + timedelta(hours=1, minutes=1), body=b"", status=404), None)
+    assert archive.statements()[0].status == "active"
