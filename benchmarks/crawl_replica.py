@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage.archive import Archive  # noqa: E402
-from tests.helpers import EXECUTABLE, write_config  # noqa: E402
-from tests.replica.site import ReplicaSite, Statement, seed_statements  # noqa: E402
+from storage.archive import Archive
+from tests.helpers import EXECUTABLE, write_config
+from tests.replica.site import ReplicaSite, Statement, seed_statements
 
 
 def replica_of(count: int) -> ReplicaSite:
@@ -45,7 +45,9 @@ def database_bytes(directory: Path) -> int:
 
 def crawl(config: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([str(EXECUTABLE), "crawl", "-q", "--config", str(config)], check=True, capture_output=True)
+    subprocess.run(
+        [str(EXECUTABLE), "crawl", "-q", "--config", str(config)], check=True, capture_output=True
+    )
     return time.perf_counter() - started
 
 
@@ -80,11 +82,17 @@ def main() -> None:
                 )
             )
     site.stop()
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, statements: {count}")
-    print("| run | seconds | statements/s | requests | new revisions | new bodies | archive growth (bytes) |")
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, statements: {count}"
+    )
+    print(
+        "| run | seconds | statements/s | requests | new revisions | new bodies | archive growth (bytes) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for label, seconds, rate, requests, revisions, blobs, growth in rows:
-        print(f"| {label} | {seconds:.1f} | {rate:.0f} | {requests} | {revisions} | {blobs} | {growth} |")
+        print(
+            f"| {label} | {seconds:.1f} | {rate:.0f} | {requests} | {revisions} | {blobs} | {growth} |"
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -23,7 +24,9 @@ def replica() -> Iterator[ReplicaSite]:
     site.stop()
 
 
-def _postgres_database() -> Iterator[str]:
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (UTF-8), dropped afterwards."""
     name = f"ew_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
@@ -39,7 +42,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'archive.db'}"
     else:
-        yield from _postgres_database()
+        with postgres_database() as url:
+            yield url
 
 
 @pytest.fixture

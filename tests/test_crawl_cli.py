@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from storage import models
@@ -219,3 +220,29 @@ def test_json_outputs_are_the_documented_shapes(ew: EmbassyWatch, replica: Repli
     } <= set(shown)
     json.dumps(shown)  # plain JSON values only
     assert shown["published_at"].endswith("Z")
+
+
+def test_the_older_cms3_theme_is_archived_the_same_way(tmp_path: Path, sqlite_url: str) -> None:
+    site = ReplicaSite(theme="cms3").start()
+    try:
+        ew = EmbassyWatch(write_config(tmp_path, sqlite_url, [site.listing_url]), sqlite_url)
+        ew.crawl()
+        assert len(ew.json("statements")) == 24
+        seed = site.statement(LGBT_SLUG)
+        shown = ew.json("show", site.url(seed.path))
+        assert shown["title"] == seed.title and shown["body"] == as_displayed(seed.paragraphs)
+        assert shown["author"] == "U.S. Mission China" and shown["tags"] == seed.tags
+    finally:
+        site.stop()
+
+
+@pytest.mark.postgres
+def test_postgresql_through_the_same_url_setting(replica: ReplicaSite, tmp_path: Path) -> None:
+    from tests.conftest import postgres_database
+
+    with postgres_database() as url:
+        ew = EmbassyWatch(write_config(tmp_path, url, [replica.listing_url]), url)
+        ew.crawl()
+        ew.crawl()
+        rows = ew.json("statements")
+        assert len(rows) == 24 and all(row["revisions"] == 1 for row in rows)
