@@ -77,40 +77,11 @@ _SHORTLINK_ID = re.compile(r"[?&]p=(\d+)")
 _PAGE_NUMBER = re.compile(r"/page/(\d+)/?$")
 _HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
 
-_BLOCK_TAGS = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "table",
-        "tbody",
-        "thead",
-        "tfoot",
-        "tr",
-        "ul",
-    ]
+_BLOCK_TAG_NAMES = (
+    "address article aside blockquote dd div dl dt figure footer h1 h2 h3 h4 h5 h6 header"
+    " hr li main ol p pre section table tbody thead tfoot tr ul"
 )
+_BLOCK_TAGS = frozenset(_BLOCK_TAG_NAMES.split())
 _INLINE_SPACES = re.compile(r"[^\S\n]+")
 
 READ_MORE_TEXTS = frozenset({"阅读更多»", "阅读更多 »", "Read More»", "Read More »", "Read more»"})
@@ -249,11 +220,9 @@ def paragraphs(root: etree._Element) -> list[str]:
             flush()
         current.append(node.tail or "")
 
+    current.append(root.text or "")
     for child in root:
         walk(child)
-    current.insert(0, "")
-    if root.text:
-        current.insert(0, root.text)
     flush()
     return found
 

@@ -185,6 +185,15 @@ def test_listing_extraction(case: ListingCase) -> None:
         assert url in urls
 
 
+def test_text_before_the_first_paragraph_stays_first() -> None:
+    html = """<html><head><title>t</title></head><body><main><h1>标题</h1>
+    <div class="entry-content">导语。<p>第一段。</p>第一段后的文字<p>第二段。</p></div>
+    </main></body></html>"""
+    result = extract_statement(html, f"{SITE}/zh/x/")
+    assert isinstance(result, StatementContent)
+    assert result.body == "导语。\n\n第一段。\n\n第一段后的文字\n\n第二段。"
+
+
 def test_read_more_links_outside_articles_are_items() -> None:
     html = """<html><body><main><h2>第一篇</h2><p>摘要 ...</p><a href="/zh/one/">阅读更多»</a>
     <h2>第二篇</h2><p>摘要</p><a href="/zh/two/">阅读更多»</a>
