@@ -7,7 +7,6 @@ Scrapy runs on Twisted's asyncio reactor, installed once per process; see
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -75,12 +74,11 @@ async def crawl_site(
     """One crawl of one site, run on the already-running asyncio reactor."""
     from scrapy.crawler import AsyncCrawlerRunner
 
-    from crawler.spider import NewsSpider, connect_stop_on
+    from crawler.spider import NewsSpider
 
     report = CrawlReport(site=site.name, started_at=datetime.now(UTC))
     runner = AsyncCrawlerRunner(scrapy_settings(crawl))
     crawler = runner.create_crawler(NewsSpider)
-    connect_stop_on(crawler, lambda reason: setattr(report, "finish_reason", reason))
     await runner.crawl(
         crawler,
         site=site.name,
@@ -92,6 +90,7 @@ async def crawl_site(
         report=report,
     )
     report.finished_at = datetime.now(UTC)
+    report.finish_reason = str(crawler.stats.get_value("finish_reason") or "")
     return report
 
 
@@ -140,7 +139,6 @@ def run_crawls(
     on_report: Callable[[CrawlReport], None] | None = None,
 ) -> list[CrawlReport]:
     """Crawl each site once, one after another (the `crawl` command)."""
-    logging.getLogger("scrapy").setLevel(logging.WARNING)
 
     async def all_sites() -> list[CrawlReport]:
         reports = []

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import scrapy
-from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import DropItem, IgnoreRequest
@@ -369,12 +368,3 @@ def _describe(failure: Failure) -> str:
     if isinstance(error, IgnoreRequest):
         return message or "request refused (robots.txt or off-site)"
     return f"{name}: {message}" if message else name
-
-
-def connect_stop_on(crawler: Crawler, callback: Callable[[str], None]) -> None:
-    """Tell `callback` why the spider closed ("finished", "closespider_timeout", ...)."""
-
-    def closed(spider: scrapy.Spider, reason: str) -> None:
-        callback(reason)
-
-    crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)

@@ -12,7 +12,6 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -298,27 +297,27 @@ def _history_json(row: RevisionSummary) -> dict[str, Any]:
 
 
 def _show_json(found: StatementSummary, revision: Revision) -> dict[str, Any]:
-    content = asdict(revision.content)
+    content = revision.content
     return {
         "id": found.id,
         "url": found.url,
-        "revision_url": content["url"],
+        "revision_url": content.url,
         "revision": revision.number,
         "revisions": found.revisions,
         "observed_at": _iso(revision.observed_at),
         "content_hash": revision.content_hash,
-        "title": content["title"],
-        "subtitle": content["subtitle"],
-        "published_at": _iso(revision.content.published_at),
-        "published_raw": content["published_raw"],
-        "modified_at": _iso(revision.content.modified_at),
-        "author": content["author"],
-        "body": content["body"],
-        "tags": list(content["tags"]),
-        "categories": list(content["categories"]),
-        "language": content["language"],
-        "post_id": content["post_id"],
-        "twin_url": content["twin_url"],
+        "title": content.title,
+        "subtitle": content.subtitle,
+        "published_at": _iso(content.published_at),
+        "published_raw": content.published_raw,
+        "modified_at": _iso(content.modified_at),
+        "author": content.author,
+        "body": content.body,
+        "tags": list(content.tags),
+        "categories": list(content.categories),
+        "language": content.language,
+        "post_id": content.post_id,
+        "twin_url": content.twin_url,
         "status": found.status,
     }
 

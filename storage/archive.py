@@ -86,8 +86,11 @@ class Archive:
             if capture.is_gone:
                 # Only the statement's current URL speaks for it: after a slug change
                 # the old address answers 404 while the statement lives on.
-                current = statement is not None and statement.url in _urls_of(capture)
-                if statement is not None and current and statement.status != MISSING:
+                if (
+                    statement is not None
+                    and statement.url in _urls_of(capture)
+                    and statement.status != MISSING
+                ):
                     statement.status = MISSING
                     statement.missing_since = capture.fetched_at
                 self._add_observation(session, capture, f"status:{capture.status}", statement_id)

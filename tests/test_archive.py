@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from storage import models
 from storage.archive import Archive
 from storage.records import (
     Capture,
@@ -88,9 +91,11 @@ def test_raw_body_is_stored_once_and_compressed(archive: Archive) -> None:
     changed = replace(CONTENT, body=CONTENT.body + "\n\n新增一段。")
     archive.record_detail(capture(T0 + timedelta(hours=1), body=body), changed)
     assert archive.counts()["blobs"] == 1
-    import hashlib
-
-    assert archive.raw_body(hashlib.sha256(body).hexdigest()) == body
+    digest = hashlib.sha256(body).hexdigest()
+    assert archive.raw_body(digest) == body
+    with archive.engine.connect() as connection:
+        stored = connection.scalar(select(models.Blob.data).where(models.Blob.sha256 == digest))
+    assert stored is not None and len(stored) < len(body) / 10
 
 
 def test_normalisation_only_differences_are_not_changes(archive: Archive) -> None:

@@ -107,3 +107,9 @@ def test_the_command_exits_2_with_one_line_naming_the_key(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "embassy-watch: config error: unknown setting crawl.delai"
+
+
+def test_config_path_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "sqlite:///from-env.db"\n')
+    settings = load_settings(environ={"EMBASSY_WATCH_CONFIG": str(path)})
+    assert settings.database.url == "sqlite:///from-env.db"

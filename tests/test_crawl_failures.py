@@ -141,16 +141,16 @@ def test_a_non_utf8_site_is_read_in_its_own_charset(tmp_path: Path, sqlite_url: 
 def test_a_crawl_killed_midway_leaves_a_consistent_archive_that_the_next_crawl_completes(
     ew: EmbassyWatch, replica: ReplicaSite
 ) -> None:
-    slow = _SlowSite(replica, seconds=0.15)
-    with slow:
-        process = subprocess.Popen(
-            [str(EXECUTABLE), "crawl", "--config", str(ew.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_statements(ew.database_url, at_least=5, process=process)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    replica.latency = 0.15  # so the kill lands mid-crawl
+    process = subprocess.Popen(
+        [str(EXECUTABLE), "crawl", "--config", str(ew.config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_statements(ew.database_url, at_least=5, process=process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    replica.latency = 0.0
     archived = ew.counts()["statements"]
     assert 5 <= archived < 24
     assert_consistent(ew.database_url)
@@ -159,24 +159,6 @@ def test_a_crawl_killed_midway_leaves_a_consistent_archive_that_the_next_crawl_c
     assert_consistent(ew.database_url)
     rows = ew.json("statements")
     assert len(rows) == 24 and all(row["revisions"] == 1 for row in rows)
-
-
-class _SlowSite:
-    """Every page of the replica answers after a pause, so a kill lands mid-crawl."""
-
-    def __init__(self, site: ReplicaSite, seconds: float) -> None:
-        self.site, self.seconds = site, seconds
-        self.original = site.respond
-
-    def __enter__(self) -> None:
-        def slow(path: str) -> tuple[int, dict[str, str], bytes]:
-            time.sleep(self.seconds)
-            return self.original(path)
-
-        self.site.respond = slow  # type: ignore[method-assign]
-
-    def __exit__(self, *exc: object) -> None:
-        self.site.respond = self.original  # type: ignore[method-assign]
 
 
 def _wait_for_statements(
@@ -222,3 +204,30 @@ def test_a_full_disk_stops_the_crawl_with_one_line_and_loses_nothing(
     assert "full" in done.stderr
     assert "Traceback" not in done.stderr
     assert_consistent(url)
+
+
+def test_a_crawl_over_its_time_limit_is_stopped_and_fails(
+    replica: ReplicaSite, sqlite_url: str, tmp_path: Path
+) -> None:
+    replica.latency = 0.2
+    config = write_config(tmp_path, sqlite_url, [replica.listing_url], max_duration="2s")
+    ew = EmbassyWatch(config, sqlite_url)
+    done = ew.crawl(expect=1)
+    assert "crawl stopped early: closespider_timeout" in done.stderr
+    assert "FAILED" in done.stdout
+    assert 0 < ew.counts()["statements"] < 24
+    assert_consistent(sqlite_url)
+
+
+def test_an_oversized_page_is_dropped_not_archived(
+    replica: ReplicaSite, sqlite_url: str, tmp_path: Path
+) -> None:
+    huge = replica.statement("statement-11").path
+    replica.serve(
+        huge, Canned(200, {"Content-Type": "text/html"}, b"<p>x</p>" * 20_000, times=None)
+    )
+    config = write_config(tmp_path, sqlite_url, [replica.listing_url], max_page_bytes=65536)
+    ew = EmbassyWatch(config, sqlite_url)
+    done = ew.crawl(expect=3)
+    assert "statement-11" in done.stderr and "1 fetch errors" in done.stdout
+    assert len(ew.json("statements")) == 23

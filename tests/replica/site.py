@@ -93,6 +93,7 @@ class ReplicaSite:
         self.truncate_details_at: int | None = None
         self.redirects: dict[str, str] = {}
         self.public_base: str | None = None  # render links for this origin (fixture pages)
+        self.latency = 0.0  # seconds every answer waits (a slow site)
         self.requests: list[Request] = []
         self._canned: dict[str, list[Canned]] = {}
         self._lock = threading.Lock()
@@ -177,6 +178,8 @@ class ReplicaSite:
         return None
 
     def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        if self.latency:
+            time.sleep(self.latency)
         canned = self._take_canned(path)
         if canned is not None:
             if canned.delay:
