@@ -112,6 +112,65 @@ class SiteSettings(_Section):
         return frozenset(listed | {host.lower() for host in self.extra_hosts})
 
 
+def _default_recheck() -> dict[str, float]:
+    # NewsDiffs-like: young or recently changed statements often, older ones less often.
+    return {"3h": 0.0, "1d": 3600.0, "7d": 3 * 3600.0, "30d": 86400.0}
+
+
+class ScheduleSettings(_Section):
+    interval: Duration = Field(default=900.0, ge=1, description="each site's crawl cycle")
+    jitter: Duration = Field(default=30.0, description="random delay added to each cycle")
+    recheck: dict[str, Duration] = Field(
+        default_factory=_default_recheck,
+        description="statement age (since its last change) -> how often its page is re-read",
+    )
+    recheck_floor: Duration = Field(
+        default=7 * 86400.0, gt=0, description="every statement is re-read at least this often"
+    )
+    removal_after: int = Field(default=2, ge=1, description="gone this many crawls in a row")
+    alert_on_first_crawl: bool = False
+
+    @field_validator("recheck")
+    @classmethod
+    def _ages_are_durations(cls, tiers: dict[str, float]) -> dict[str, float]:
+        for age in tiers:
+            parse_duration(age)
+        return tiers
+
+    def recheck_every(self, age_seconds: float) -> float:
+        """How often a statement last changed `age_seconds` ago is re-read."""
+        for age, every in sorted((parse_duration(a), e) for a, e in self.recheck.items()):
+            if age_seconds < age:
+                return min(every, self.recheck_floor)
+        return self.recheck_floor
+
+
+class NotifySettings(_Section):
+    urls: tuple[str, ...] = Field(default=(), description="apprise URLs: mailto://, slack://, ...")
+    digest: bool = Field(default=False, description="one message per target per cycle")
+    check_every: Duration = Field(default=10.0, gt=0, description="how often the outbox is read")
+    timeout: Duration = Field(default=30.0, gt=0, description="longest one send may take")
+    retry_backoff: Duration = Field(default=30.0, gt=0, description="first retry wait; doubles")
+    max_backoff: Duration = Field(default=3600.0, gt=0)
+    give_up_after: Duration = Field(default=7 * 86400.0, gt=0)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_env_list(cls, value: Any) -> Any:
+        # From the environment: URLs separated by whitespace (apprise URLs may hold commas).
+        return tuple(value.split()) if isinstance(value, str) else value
+
+
+class HealthSettings(_Section):
+    stale_after: int = Field(
+        default=3, ge=1, description="alert after this many intervals without a good crawl"
+    )
+    blocked_after: int = Field(
+        default=2, ge=1, description="alert after this many crawls refused with 403/429"
+    )
+    extraction_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+
+
 def _default_sites() -> tuple[SiteSettings, ...]:
     return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,)),)
 
@@ -119,6 +178,9 @@ def _default_sites() -> tuple[SiteSettings, ...]:
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     crawl: CrawlSettings = CrawlSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    notify: NotifySettings = NotifySettings()
+    health: HealthSettings = HealthSettings()
     sites: tuple[SiteSettings, ...] = Field(default_factory=_default_sites, min_length=1)
 
     @model_validator(mode="after")
@@ -144,6 +206,9 @@ class Settings(_Section):
 _ENV_SECTIONS: dict[str, type[_Section]] = {
     "database": DatabaseSettings,
     "crawl": CrawlSettings,
+    "schedule": ScheduleSettings,
+    "notify": NotifySettings,
+    "health": HealthSettings,
 }
 
 

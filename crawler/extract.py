@@ -90,6 +90,13 @@ _OLDER_POSTS = re.compile(r"older|更早|旧文章|下一页|next", re.IGNORECAS
 
 # -- detail pages ------------------------------------------------------------------------
 
+_NOT_FOUND_BODY = re.compile(r"<body\b[^>]*\bclass\s*=\s*[\"'][^\"']*\berror404\b", re.I)
+
+
+def is_not_found_page(text: str) -> bool:
+    """WordPress's 404 template (body class `error404`), even when served with status 200."""
+    return bool(_NOT_FOUND_BODY.search(text[:65536]))
+
 
 def extract_statement(text: str, url: str) -> StatementContent | ExtractionFailure:
     """The statement on a detail page, or why there is none."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -23,8 +24,29 @@ class ArchiveSink(Protocol):
     def record_listing(self, capture: Capture, page: ListingPage | None) -> None: ...
 
     def record_detail(
-        self, capture: Capture, extraction: StatementContent | ExtractionFailure | None
+        self,
+        capture: Capture,
+        extraction: StatementContent | ExtractionFailure | None,
+        *,
+        unlisted: bool,
     ) -> RecordResult: ...
+
+
+@dataclass(frozen=True)
+class CrawlPlan:
+    """What the archive already knows, so a crawl fetches only what may have changed.
+
+    Listed statements are fetched when new, due, or shown under a title other than the
+    archived one; unlisted ones when due or when they just dropped off the listing.
+    """
+
+    known_titles: Mapping[str, str] = field(default_factory=dict)  # URL -> archived title
+    due: frozenset[str] = frozenset()
+    recently_listed: frozenset[str] = frozenset()
+
+    @classmethod
+    def check_everything(cls, known_titles: Mapping[str, str]) -> CrawlPlan:
+        return cls(known_titles, frozenset(known_titles))
 
 
 @dataclass
@@ -37,6 +59,8 @@ class CrawlReport:
     finish_reason: str = ""
     listing_pages: int = 0
     statements_listed: int = 0
+    statements_skipped: int = 0  # listed, archived, not due and unchanged in the listing
+    blocked_responses: int = 0  # 403 and 429 answers: the site may be refusing us
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     listing_errors: list[str] = field(default_factory=list)
     fetch_errors: list[str] = field(default_factory=list)
@@ -70,6 +94,10 @@ class CrawlReport:
     def statements_fetched(self) -> int:
         return sum(self.outcomes.values())
 
+    @property
+    def stopped_by_shutdown(self) -> bool:
+        return self.finish_reason == "shutdown"
+
     def summary_line(self) -> str:
         counts = ", ".join(
             f"{self.outcomes[outcome]} {outcome}" for outcome in Outcome if self.outcomes[outcome]
@@ -79,6 +107,7 @@ class CrawlReport:
         return (
             f"{self.site}: {state} in {seconds:.1f}s: {self.listing_pages} listing pages, "
             f"{self.statements_listed} statements listed, {self.statements_fetched} fetched"
+            f"{f' ({self.statements_skipped} not due)' if self.statements_skipped else ''}"
             f"{' (' + counts + ')' if counts else ''}; "
             f"{len(self.listing_errors)} listing errors, {len(self.fetch_errors)} fetch errors, "
             f"{len(self.extraction_failures)} extraction failures"

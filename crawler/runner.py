@@ -1,4 +1,4 @@
-"""Run crawls: `crawl_site` (a coroutine, for the daemon's event loop) and `run_crawls` (CLI).
+"""Run crawls: `Crawls.crawl_site` (a coroutine on the running reactor) and `run_crawls` (CLI).
 
 Scrapy runs on Twisted's asyncio reactor, installed once per process; see
 ../shared/notes/tech-notes.md section 1 for why crawls share one reactor.
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from config import CrawlSettings, SiteSettings
-from crawler.report import ArchiveSink, CrawlReport
+from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 T = TypeVar("T")
@@ -65,33 +65,49 @@ def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
     }
 
 
-async def crawl_site(
-    site: SiteSettings,
-    crawl: CrawlSettings,
-    sink: ArchiveSink,
-    known_urls: Sequence[str] = (),
-) -> CrawlReport:
-    """One crawl of one site, run on the already-running asyncio reactor."""
-    from scrapy.crawler import AsyncCrawlerRunner
+class Crawls:
+    """The crawls running on this reactor, so that a shutdown can stop them cleanly."""
 
-    from crawler.spider import NewsSpider
+    def __init__(self) -> None:
+        self._running: set[Any] = set()
 
-    report = CrawlReport(site=site.name, started_at=datetime.now(UTC))
-    runner = AsyncCrawlerRunner(scrapy_settings(crawl))
-    crawler = runner.create_crawler(NewsSpider)
-    await runner.crawl(
-        crawler,
-        site=site.name,
-        listing_urls=site.listing_urls,
-        allowed_hosts=site.hosts,
-        known_urls=tuple(known_urls),
-        max_listing_pages=crawl.max_listing_pages,
-        sink=sink,
-        report=report,
-    )
-    report.finished_at = datetime.now(UTC)
-    report.finish_reason = str(crawler.stats.get_value("finish_reason") or "")
-    return report
+    async def crawl_site(
+        self,
+        site: SiteSettings,
+        crawl: CrawlSettings,
+        sink: ArchiveSink,
+        plan: CrawlPlan,
+    ) -> CrawlReport:
+        """One crawl of one site, run on the already-running asyncio reactor."""
+        from scrapy.crawler import AsyncCrawlerRunner
+
+        from crawler.spider import NewsSpider
+
+        report = CrawlReport(site=site.name, started_at=datetime.now(UTC))
+        runner = AsyncCrawlerRunner(scrapy_settings(crawl))
+        crawler = runner.create_crawler(NewsSpider)
+        self._running.add(runner)
+        try:
+            await runner.crawl(
+                crawler,
+                site=site.name,
+                listing_urls=site.listing_urls,
+                allowed_hosts=site.hosts,
+                plan=plan,
+                max_listing_pages=crawl.max_listing_pages,
+                sink=sink,
+                report=report,
+            )
+        finally:
+            self._running.discard(runner)
+        report.finished_at = datetime.now(UTC)
+        report.finish_reason = str(crawler.stats.get_value("finish_reason") or "")
+        return report
+
+    async def stop(self) -> None:
+        """Close every running crawl: requests in flight finish, each page is recorded whole."""
+        for runner in list(self._running):
+            await runner.stop()
 
 
 def install_reactor() -> None:
@@ -132,21 +148,11 @@ def run_in_reactor(main: Callable[[], Awaitable[T]]) -> T:
 
 
 def run_crawls(
-    sites: Sequence[SiteSettings],
-    crawl: CrawlSettings,
-    sink: ArchiveSink,
-    known_urls: Callable[[str], Sequence[str]],
-    on_report: Callable[[CrawlReport], None] | None = None,
+    sites: Sequence[SiteSettings], crawl_site: Callable[[SiteSettings], Awaitable[CrawlReport]]
 ) -> list[CrawlReport]:
-    """Crawl each site once, one after another (the `crawl` command)."""
+    """Crawl each site once, one after another, on a reactor of their own (the `crawl` command)."""
 
     async def all_sites() -> list[CrawlReport]:
-        reports = []
-        for site in sites:
-            report = await crawl_site(site, crawl, sink, known_urls(site.name))
-            if on_report is not None:
-                on_report(report)
-            reports.append(report)
-        return reports
+        return [await crawl_site(site) for site in sites]
 
     return run_in_reactor(all_sites)

@@ -1,6 +1,6 @@
 """The Scrapy side: a spider for listing + detail pages, its pipeline and politeness middlewares.
 
-Nothing outside `crawler/` imports Scrapy; callers use `crawler.runner.crawl_site`.
+Nothing outside `crawler/` imports Scrapy; callers use `crawler.runner.Crawls`.
 """
 
 from __future__ import annotations
@@ -9,21 +9,24 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Request, Response, TextResponse
 from twisted.python.failure import Failure
 
-from crawler.extract import extract_listing, extract_statement
-from crawler.report import ArchiveSink, CrawlReport
+from crawler.extract import extract_listing, extract_statement, is_not_found_page
+from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
 from crawler.urls import host_of, normalise_url
+from storage.content import normalise_text
 from storage.records import (
     Capture,
     ExtractionFailure,
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 # Every status but redirects reaches our callbacks, so a 404 or 503 is recorded, not dropped.
 NON_REDIRECT_STATUSES = [*range(200, 300), *range(400, 600)]
 LISTING_PRIORITY = 100  # listing pages before the detail pages they reveal
-PROBE_PRIORITY = -100  # known statements missing from the listing, last
+BLOCKED_STATUSES = (403, 429)
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 2048
 
@@ -53,6 +56,7 @@ class ListingFetched:
 class DetailFetched:
     capture: Capture
     extraction: StatementContent | ExtractionFailure | None
+    unlisted: bool = False  # the listing was read and does not show this URL
 
 
 class NewsSpider(scrapy.Spider):
@@ -64,7 +68,7 @@ class NewsSpider(scrapy.Spider):
         site: str,
         listing_urls: tuple[str, ...],
         allowed_hosts: frozenset[str],
-        known_urls: tuple[str, ...],
+        plan: CrawlPlan,
         max_listing_pages: int,
         sink: ArchiveSink,
         report: CrawlReport,
@@ -74,19 +78,45 @@ class NewsSpider(scrapy.Spider):
         self.site = site
         self.listing_urls = listing_urls
         self.allowed_hosts = set(allowed_hosts)
-        self.known_urls = known_urls
+        self.plan = plan
         self.max_listing_pages = max_listing_pages
         self.sink = sink
         self.report = report
         self._listing_pages_requested = 0
+        self._listed: set[str] = set()
+        self._requested: set[str] = set()
+        self._probed = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._probe_unlisted, signal=signals.spider_idle)
+        assert isinstance(spider, NewsSpider)
+        return spider
 
     async def start(self) -> AsyncIterator[Request]:
         for url in self.listing_urls:
             request = self._listing_request(url, first=True)
             if request is not None:
                 yield request
-        for url in self.known_urls:
-            yield self._detail_request(url, priority=PROBE_PRIORITY)
+
+    def _probe_unlisted(self) -> None:
+        """Once the listing is read: fetch the archived statements it did not show.
+
+        Waiting for the whole listing is what lets a fetch say "unlisted", which a
+        take-down needs; a statement that just dropped off the listing is checked now.
+        """
+        if self._probed:
+            return
+        self._probed = True
+        listing_read = self.report.listing_pages > 0 and not self.report.listing_errors
+        dropped = self.plan.recently_listed - self._listed if listing_read else frozenset()
+        probes = sorted((self.plan.due | dropped) - self._listed - self._requested)
+        for url in probes:
+            request = self._detail_request(url, unlisted=listing_read)
+            self.crawler.engine.crawl(request)
+        if probes:
+            raise DontCloseSpider
 
     def _listing_request(self, url: str, *, first: bool) -> Request | None:
         if self._listing_pages_requested >= self.max_listing_pages:
@@ -101,18 +131,27 @@ class NewsSpider(scrapy.Spider):
             meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES, "first_page": first},
         )
 
-    def _detail_request(self, url: str, *, priority: int = 0) -> Request:
+    def _detail_request(self, url: str, *, unlisted: bool = False) -> Request:
+        self._requested.add(url)
         return Request(
             url,
             callback=self.parse_detail,
             errback=self.detail_failed,
-            priority=priority,
-            meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES},
+            meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES, "unlisted": unlisted},
         )
+
+    def _worth_fetching(self, url: str, listed_title: str) -> bool:
+        known_title = self.plan.known_titles.get(url)
+        if known_title is None or url in self.plan.due:
+            return True
+        # A retitled listing entry is a hint that the statement itself was edited.
+        return normalise_text(known_title) != normalise_text(listed_title)
 
     def parse_listing(self, response: Response) -> Iterator[Request | ListingFetched]:
         first_page = bool(response.meta.get("first_page"))
         capture = _capture(self.site, PageKind.LISTING, response)
+        if response.status in BLOCKED_STATUSES:
+            self.report.blocked_responses += 1
         if response.status != 200:
             # Past the last page a WordPress listing answers 404: the end, not a failure.
             if first_page or response.status != 404:
@@ -127,7 +166,13 @@ class NewsSpider(scrapy.Spider):
         on_site = [item for item in page.items if self._allowed(item.url)]
         self.report.statements_listed += len(on_site)
         for item in on_site:
-            yield self._detail_request(item.url)
+            self._listed.add(item.url)
+            if item.url in self._requested:
+                continue
+            if self._worth_fetching(item.url, item.title):
+                yield self._detail_request(item.url)
+            else:
+                self.report.statements_skipped += 1
         for next_url in page.next_urls:
             if self._allowed(next_url) and on_site:
                 request = self._listing_request(next_url, first=False)
@@ -142,17 +187,34 @@ class NewsSpider(scrapy.Spider):
 
     def parse_detail(self, response: Response) -> Iterator[DetailFetched]:
         capture = _capture(self.site, PageKind.DETAIL, response)
+        unlisted = bool(response.meta.get("unlisted"))
+        if response.status in BLOCKED_STATUSES:
+            self.report.blocked_responses += 1
         extraction: StatementContent | ExtractionFailure | None = None
         if response.status == 200:
+            if self._soft_404(response):
+                yield DetailFetched(replace(capture, soft_404=True), None, unlisted)
+                return
             if isinstance(response, TextResponse):
                 extraction = extract_statement(_text(response), response.url)
             else:
                 extraction = ExtractionFailure("not an HTML page")
-        yield DetailFetched(capture, extraction)
+        yield DetailFetched(capture, extraction, unlisted)
+
+    def _soft_404(self, response: Response) -> bool:
+        """WordPress's "not found" page served as 200, or a statement redirected to a listing."""
+        redirected = bool(response.meta.get("redirect_urls"))
+        final = normalise_url(response.url)
+        landed_on_index = redirected and (
+            urlsplit(final).path.strip("/") in ("", "zh", "en")
+            or final in {normalise_url(url) for url in self.listing_urls}
+        )
+        return landed_on_index or is_not_found_page(_text(response))
 
     def detail_failed(self, failure: Failure) -> Iterator[DetailFetched]:
         request = failure.request  # type: ignore[attr-defined]
-        yield DetailFetched(_failed_capture(self.site, PageKind.DETAIL, request, failure), None)
+        capture = _failed_capture(self.site, PageKind.DETAIL, request, failure)
+        yield DetailFetched(capture, None, bool(request.meta.get("unlisted")))
 
     def _allowed(self, url: str) -> bool:
         return host_of(url) in self.allowed_hosts
@@ -178,7 +240,9 @@ class ArchivePipeline:
             if isinstance(item, ListingFetched):
                 spider.sink.record_listing(item.capture, item.page)
             elif isinstance(item, DetailFetched):
-                result = spider.sink.record_detail(item.capture, item.extraction)
+                result = spider.sink.record_detail(
+                    item.capture, item.extraction, unlisted=item.unlisted
+                )
                 _tally(spider.report, item, result.outcome)
                 log.info("%s: %s", result.outcome, item.capture.requested_url)
         except Exception as error:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import Settings, SiteSettings
+from config import ConfigError, Settings, SiteSettings
 from crawler.report import CrawlReport
+from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
 from storage.archive import Archive
+
+if TYPE_CHECKING:  # these import Scrapy: only when crawling
+    from crawler.runner import Crawls
+    from monitor.cycle import Monitor
 
 
 class ArchiveUnavailable(Exception):
@@ -20,21 +26,33 @@ class ArchiveUnavailable(Exception):
 class App:
     settings: Settings
     archive: Archive
+    targets: tuple[Target, ...]
+
+    def monitor(self, crawls: Crawls) -> Monitor:
+        from monitor.cycle import Monitor
+
+        return Monitor(self.settings, self.archive, crawls, tuple(t.record for t in self.targets))
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.archive, self.targets, self.settings.notify)
 
     def crawl(
         self,
         sites: tuple[SiteSettings, ...] | None = None,
         on_report: Callable[[CrawlReport], None] | None = None,
     ) -> list[CrawlReport]:
-        from crawler.runner import run_crawls  # imports Scrapy: only when crawling
+        """One full cycle of each site now: every statement re-read, events recorded."""
+        from crawler.runner import Crawls, run_crawls  # imports Scrapy: only when crawling
 
-        return run_crawls(
-            sites or self.settings.sites,
-            self.settings.crawl,
-            self.archive,
-            self.archive.active_statement_urls,
-            on_report,
-        )
+        monitor = self.monitor(Crawls())
+
+        async def crawl_site(site: SiteSettings) -> CrawlReport:
+            report = await monitor.run_cycle(site, everything=True)
+            if on_report is not None:
+                on_report(report)
+            return report
+
+        return run_crawls(sites or self.settings.sites, crawl_site)
 
     def close(self) -> None:
         self.archive.close()
@@ -42,12 +60,16 @@ class App:
 
 def build_app(settings: Settings) -> App:
     try:
+        targets = make_targets(settings.notify.urls)
+    except NotifyConfigError as error:
+        raise ConfigError(str(error)) from None
+    try:
         archive = Archive.open(settings.database.url)
     except SQLAlchemyError as error:
         raise ArchiveUnavailable(_one_line(error)) from error
     except OSError as error:
         raise ArchiveUnavailable(f"{settings.database.url}: {error.strerror or error}") from error
-    return App(settings, archive)
+    return App(settings, archive, targets)
 
 
 def _one_line(error: SQLAlchemyError) -> str:

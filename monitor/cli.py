@@ -20,8 +20,17 @@ import click
 from config import ConfigError, Settings, load_settings
 from crawler.report import CrawlReport
 from monitor.app import App, ArchiveUnavailable, build_app
-from monitor.diffing import diff_statements, render_text
-from storage.records import Revision, RevisionSummary, StatementSummary
+from monitor.diffing import diff_statements
+from monitor.messages import render_diff, subject
+from monitor.notify import Round
+from storage.records import (
+    ChangeEvent,
+    Delivery,
+    DeliveryStatus,
+    Revision,
+    RevisionSummary,
+    StatementSummary,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -61,6 +70,8 @@ def _settings(config_path: str | None) -> Settings:
 def _app(config_path: str | None) -> Iterator[App]:
     try:
         app = build_app(_settings(config_path))
+    except ConfigError as error:
+        _fail(f"config error: {error}", EXIT_USAGE)
     except ArchiveUnavailable as error:
         _fail(f"cannot open the archive: {error}")
     try:
@@ -88,10 +99,120 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
         except ConfigError as error:
             _fail(str(error), EXIT_USAGE)
         reports = app.crawl(sites, on_report=_print_report)
+        _print_round(app.dispatcher().deliver_due())
     if any(report.failed for report in reports):
         sys.exit(EXIT_FAILED)
     if any(report.problems for report in reports):
         sys.exit(EXIT_PARTIAL)
+
+
+@main.command()
+@config_option
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+def run(config_path: str | None, quiet: bool) -> None:
+    """Run the monitor: crawl on schedule, record changes, send alerts (until SIGTERM)."""
+    _log_progress(quiet)
+    from monitor.daemon import run_daemon  # imports Scrapy and APScheduler
+
+    with _app(config_path) as app:
+        run_daemon(app)
+
+
+@main.command()
+@config_option
+@json_option
+@click.option("--since", help="Only events at or after this ISO 8601 time (UTC if no offset).")
+@click.option("--site", default=None, help="Only events of this site.")
+@click.option("--statement", "statement_ref", default=None, help="Only this statement (id/URL).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+def changes(
+    config_path: str | None,
+    as_json: bool,
+    since: str | None,
+    site: str | None,
+    statement_ref: str | None,
+    limit: int,
+) -> None:
+    """List change events, newest first: new, changed, reverted, removed, reappeared, health."""
+    when = _parse_time(since, "--since") if since is not None else None
+    with _app(config_path) as app:
+        statement_id = _find(app, statement_ref).id if statement_ref else None
+        events = app.archive.changes(since=when, site=site, statement_id=statement_id, limit=limit)
+    if as_json:
+        _print_json([_event_json(event) for event in events])
+        return
+    if not events:
+        click.echo("no change events", err=True)
+    for event in events:
+        quiet = "  (baseline: not alerted)" if event.baseline else ""
+        click.echo(f"{event.id:>6}  {_iso(event.occurred_at)}  {subject(event)}{quiet}")
+        if event.url:
+            click.echo(f"        {event.url}")
+
+
+@main.command()
+@config_option
+@json_option
+@click.option(
+    "--status",
+    type=click.Choice([str(status) for status in DeliveryStatus]),
+    default=None,
+    help="Only deliveries in this state.",
+)
+@click.option("--retry-failed", is_flag=True, help="Queue given-up deliveries again, now.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def outbox(
+    config_path: str | None, as_json: bool, status: str | None, retry_failed: bool, limit: int
+) -> None:
+    """Show alert deliveries: pending, failed (with why), delivered."""
+    with _app(config_path) as app:
+        if retry_failed:
+            count = app.archive.outbox.retry_failed(datetime.now(UTC))
+            click.echo(f"{count} given-up deliveries queued again", err=True)
+        counts = app.archive.outbox.counts()
+        rows = app.archive.outbox.deliveries(
+            DeliveryStatus(status) if status else None, limit=limit
+        )
+    if as_json:
+        _print_json(
+            {
+                "counts": {str(k): v for k, v in counts.items()},
+                "deliveries": [_delivery_json(row) for row in rows],
+            }
+        )
+        return
+    click.echo(", ".join(f"{count} {state}" for state, count in counts.items()))
+    for row in rows:
+        when = row.delivered_at if row.delivered_at else row.next_attempt_at
+        click.echo(
+            f"{row.id:>6}  {row.status:<9} {row.attempts:>2} tries  {_iso(when)}  "
+            f"{row.target.label}  {subject(row.event)}"
+        )
+        if row.last_error and row.status is not DeliveryStatus.DELIVERED:
+            click.echo(f"        last error: {row.last_error}")
+
+
+@main.command("notify-test")
+@config_option
+def notify_test(config_path: str | None) -> None:
+    """Send a test message to every notification target and report each result."""
+    with _app(config_path) as app:
+        if not app.targets:
+            _fail("no notification targets: set [notify] urls in the config", EXIT_USAGE)
+        results = app.dispatcher().test_all()
+    for result in results:
+        state = "ok" if result.error is None else f"FAILED: {result.error}"
+        click.echo(f"{result.target.label}: {state}")
+    if any(result.error for result in results):
+        sys.exit(EXIT_FAILED)
+
+
+def _print_round(done: Round) -> None:
+    if done:
+        click.echo(
+            f"alerts: {done.delivered} delivered, {done.failed} failed (will retry), "
+            f"{done.given_up} given up"
+        )
 
 
 class OneLineFormatter(logging.Formatter):
@@ -113,7 +234,7 @@ def _log_progress(quiet: bool) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)
-    for noisy in ("scrapy", "twisted", "py.warnings", "alembic"):
+    for noisy in ("scrapy", "twisted", "py.warnings", "alembic", "apscheduler", "apprise"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -181,7 +302,7 @@ def show(
     """Print a statement as it read (latest, revision N, or at a time)."""
     if number is not None and at is not None:
         _fail("give --revision or --at, not both", EXIT_USAGE)
-    when = _parse_time(at) if at is not None else None
+    when = _parse_time(at, "--at") if at is not None else None
     with _app(config_path) as app:
         found = _find(app, statement)
         revision = app.archive.revision(found.id, number=number, at=when)
@@ -237,7 +358,7 @@ def diff(
     click.echo(f"--- revision {old.number}  {_iso(old.observed_at)}")
     click.echo(f"+++ revision {new.number}  {_iso(new.observed_at)}")
     changes = diff_statements(old.content, new.content)
-    click.echo(render_text(changes) if not changes.is_empty else "no differences")
+    click.echo(render_diff(changes) if not changes.is_empty else "no differences")
 
 
 def _find(app: App, ref: str) -> StatementSummary:
@@ -247,11 +368,11 @@ def _find(app: App, ref: str) -> StatementSummary:
     return found
 
 
-def _parse_time(text: str) -> datetime:
+def _parse_time(text: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        _fail(f"--at: not an ISO 8601 time: {text!r} (e.g. 2021-02-08T12:00:00Z)", EXIT_USAGE)
+        _fail(f"{option}: not an ISO 8601 time: {text!r} (e.g. 2021-02-08T12:00:00Z)", EXIT_USAGE)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -319,6 +440,39 @@ def _show_json(found: StatementSummary, revision: Revision) -> dict[str, Any]:
         "post_id": content.post_id,
         "twin_url": content.twin_url,
         "status": found.status,
+    }
+
+
+def _event_json(event: ChangeEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "site": event.site,
+        "kind": str(event.kind),
+        "occurred_at": _iso(event.occurred_at),
+        "statement_id": event.statement_id,
+        "url": event.url,
+        "title": event.title,
+        "revision": event.revision,
+        "previous_revision": event.previous_revision,
+        "reverted_to": event.reverted_to,
+        "changed_fields": list(event.changed_fields),
+        "condition": str(event.condition) if event.condition else None,
+        "detail": event.detail,
+        "baseline": event.baseline,
+    }
+
+
+def _delivery_json(row: Delivery) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": str(row.status),
+        "target": row.target.label,
+        "attempts": row.attempts,
+        "created_at": _iso(row.created_at),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "delivered_at": _iso(row.delivered_at),
+        "last_error": row.last_error,
+        "event": _event_json(row.event),
     }
 
 

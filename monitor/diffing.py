@@ -149,52 +149,16 @@ def render_marked(ops: list[DiffOp] | tuple[DiffOp, ...]) -> str:
     return "".join(parts)
 
 
-def render_text(diff: StatementDiff, context_paragraphs: int = 1) -> str:
-    """Field changes, then only the paragraphs that changed (with a little context)."""
-    lines = []
-    for change in diff.fields:
-        lines.append(f"{change.name}: {render_marked(diff_text(change.old, change.new))}")
-    if diff.body:
-        if lines:
-            lines.append("")
-        lines.append("body:")
-        lines.extend(_changed_paragraphs(diff.body, context_paragraphs))
-    return "\n".join(lines)
-
-
-def _marked_paragraphs(ops: tuple[DiffOp, ...]) -> list[tuple[str, bool]]:
-    """The new text's paragraphs, marked, each with whether it holds a change."""
-    texts: list[list[str]] = [[]]
+def marked_paragraphs(ops: tuple[DiffOp, ...]) -> list[tuple[list[DiffOp], bool]]:
+    """The diff cut into paragraphs, each with whether it holds a change."""
+    pieces: list[list[DiffOp]] = [[]]
     changed = [False]
     for op in ops:
         for index, piece in enumerate(op.text.split("\n\n")):
             if index:
-                texts.append([])
+                pieces.append([])
                 changed.append(op.op is not Op.EQUAL)
             if piece:
-                texts[-1].append(render_marked([DiffOp(op.op, piece)]))
+                pieces[-1].append(DiffOp(op.op, piece))
                 changed[-1] = changed[-1] or op.op is not Op.EQUAL
-    return list(zip(("".join(parts) for parts in texts), changed, strict=True))
-
-
-def _changed_paragraphs(ops: tuple[DiffOp, ...], context: int) -> list[str]:
-    paragraphs = _marked_paragraphs(ops)
-    changed = [index for index, (_, is_changed) in enumerate(paragraphs) if is_changed]
-    keep = {j for i in changed for j in range(i - context, i + context + 1)}
-    shown: list[str] = []
-    skipped = 0
-    for index, (text, _) in enumerate(paragraphs):
-        if index not in keep:
-            skipped += 1
-            continue
-        if skipped:
-            shown.append(_skipped_line(skipped))
-            skipped = 0
-        shown.append("  " + text.replace("\n", "\n  "))
-    if skipped:
-        shown.append(_skipped_line(skipped))
-    return shown
-
-
-def _skipped_line(count: int) -> str:
-    return f"  [… {count} unchanged paragraph{'s' if count > 1 else ''} …]"
+    return list(zip(pieces, changed, strict=True))

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, Row, Select, func, select
+from sqlalchemy import Engine, Row, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,21 +20,31 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import models
 from storage.content import changed_fields, content_hash
 from storage.engine import READ_ONLY, make_engine
+from storage.events import emit, event_record
 from storage.migrate import upgrade
+from storage.outbox import Outbox
 from storage.records import (
     Capture,
+    ChangeEvent,
+    EventKind,
+    EventPolicy,
     ExtractionFailure,
+    HealthCondition,
+    KnownStatement,
     ListingPage,
     Outcome,
     RecordResult,
     Revision,
     RevisionSummary,
+    SiteState,
     StatementContent,
     StatementSummary,
 )
 
 ACTIVE = "active"
-MISSING = "missing"
+MISSING = "missing"  # its page was gone at the last check; not yet concluded
+REMOVED = "removed"  # gone and unlisted on enough consecutive crawls: a take-down
+NO_POLICY = EventPolicy()
 
 
 class Archive:
@@ -42,6 +52,7 @@ class Archive:
         self.engine = engine
         self._write = sessionmaker(engine, expire_on_commit=False)
         self._read = sessionmaker(engine.execution_options(**{READ_ONLY: True}))
+        self.outbox = Outbox(self._write, self._read)
 
     @classmethod
     def open(cls, url: str) -> Archive:
@@ -73,27 +84,43 @@ class Archive:
             key = "listing:" + hashlib.sha256(listed.encode()).hexdigest()
         with self._write.begin() as session:
             self._add_observation(session, capture, key, statement_id=None)
+            if page is not None and page.items:
+                shown = select(models.StatementUrl.statement_id).where(
+                    models.StatementUrl.site == capture.site,
+                    models.StatementUrl.url.in_([item.url for item in page.items]),
+                )
+                session.execute(
+                    update(models.Statement)
+                    .where(models.Statement.id.in_(shown))
+                    .values(last_listed_at=capture.fetched_at)
+                )
 
     def record_detail(
-        self, capture: Capture, extraction: StatementContent | ExtractionFailure | None
+        self,
+        capture: Capture,
+        extraction: StatementContent | ExtractionFailure | None,
+        *,
+        unlisted: bool = False,
+        policy: EventPolicy = NO_POLICY,
     ) -> RecordResult:
-        """Record one detail-page fetch; `extraction` is None when there was nothing to parse."""
+        """Record one detail-page fetch; `extraction` is None when there was nothing to parse.
+
+        `unlisted`: the site's listing was read in this crawl and does not show this URL,
+        which a take-down needs besides the page being gone.
+        """
         with self._write.begin() as session:
             if isinstance(extraction, StatementContent) and capture.status == 200:
-                return self._record_content(session, capture, extraction)
+                return self._record_content(session, capture, extraction, policy)
             statement = self._find_by_urls(session, capture.site, _urls_of(capture))
             statement_id = statement.id if statement else None
+            if statement is not None:
+                statement.last_checked_at = capture.fetched_at
             if capture.is_gone:
                 # Only the statement's current URL speaks for it: after a slug change
                 # the old address answers 404 while the statement lives on.
-                if (
-                    statement is not None
-                    and statement.url in _urls_of(capture)
-                    and statement.status != MISSING
-                ):
-                    statement.status = MISSING
-                    statement.missing_since = capture.fetched_at
-                self._add_observation(session, capture, f"status:{capture.status}", statement_id)
+                if statement is not None and statement.url in _urls_of(capture):
+                    self._note_gone(session, statement, capture, unlisted, policy)
+                self._add_observation(session, capture, _gone_key(capture), statement_id)
                 return RecordResult(Outcome.GONE, statement_id)
             if isinstance(extraction, ExtractionFailure):
                 key = "failed:" + extraction.reason
@@ -103,8 +130,44 @@ class Archive:
             self._add_observation(session, capture, key, statement_id)
             return RecordResult(Outcome.FETCH_FAILED, statement_id)
 
+    def _note_gone(
+        self,
+        session: Session,
+        statement: models.Statement,
+        capture: Capture,
+        unlisted: bool,
+        policy: EventPolicy,
+    ) -> None:
+        if statement.status == ACTIVE:
+            statement.status, statement.missing_since = MISSING, capture.fetched_at
+        if not unlisted or statement.status == REMOVED:
+            return
+        statement.gone_streak += 1
+        if statement.gone_streak < policy.removal_after:
+            return
+        statement.status = REMOVED
+        latest = self._latest_revision(session, statement.id)
+        emit(
+            session,
+            policy,
+            EventKind.REMOVED,
+            statement.site,
+            capture.fetched_at,
+            statement=statement,
+            title=latest.title if latest else None,
+            revision=latest.number if latest else None,
+            detail=(
+                f"{_gone_reason(capture)} on {statement.gone_streak} consecutive checks "
+                "and no longer listed"
+            ),
+        )
+
     def _record_content(
-        self, session: Session, capture: Capture, content: StatementContent
+        self,
+        session: Session,
+        capture: Capture,
+        content: StatementContent,
+        policy: EventPolicy,
     ) -> RecordResult:
         statement = self._identify(session, capture, content)
         new_hash = content_hash(content)
@@ -113,8 +176,9 @@ class Archive:
             session.add(statement)
             session.flush()
         self._remember_urls(session, statement, capture, content)
-        statement.last_seen_at = capture.fetched_at
-        statement.status, statement.missing_since = ACTIVE, None
+        was_removed = statement.status == REMOVED
+        statement.last_seen_at = statement.last_checked_at = capture.fetched_at
+        statement.status, statement.missing_since, statement.gone_streak = ACTIVE, None, 0
         statement.language = content.language or statement.language
         statement.twin_url = content.twin_url or statement.twin_url
 
@@ -123,6 +187,10 @@ class Archive:
                 session, capture, "content:" + new_hash, statement.id
             )
             observation.revision_id = latest.id
+            if was_removed:
+                self._emit_for(
+                    session, policy, EventKind.REAPPEARED, capture.fetched_at, statement, latest
+                )
             return RecordResult(Outcome.UNCHANGED, statement.id, latest.number)
 
         number = latest.number + 1 if latest else 1
@@ -134,7 +202,63 @@ class Archive:
         session.flush()
         observation = self._add_observation(session, capture, "content:" + new_hash, statement.id)
         observation.revision_id = revision.id
+        kind = self._change_kind(session, revision, latest, was_removed)
+        self._emit_for(session, policy, kind, capture.fetched_at, statement, revision, latest)
         return RecordResult(Outcome.CHANGED if latest else Outcome.NEW, statement.id, number)
+
+    def _change_kind(
+        self,
+        session: Session,
+        revision: models.Revision,
+        previous: models.Revision | None,
+        was_removed: bool,
+    ) -> EventKind:
+        if previous is None:
+            return EventKind.NEW
+        if was_removed:
+            return EventKind.REAPPEARED
+        if self._earlier_identical(session, revision) is not None:
+            return EventKind.REVERTED
+        return EventKind.CHANGED
+
+    def _earlier_identical(self, session: Session, revision: models.Revision) -> int | None:
+        return session.scalar(
+            select(models.Revision.number)
+            .where(
+                models.Revision.statement_id == revision.statement_id,
+                models.Revision.content_hash == revision.content_hash,
+                models.Revision.number < revision.number - 1,
+            )
+            .order_by(models.Revision.number.desc())
+            .limit(1)
+        )
+
+    def _emit_for(
+        self,
+        session: Session,
+        policy: EventPolicy,
+        kind: EventKind,
+        at: datetime,
+        statement: models.Statement,
+        revision: models.Revision,
+        previous: models.Revision | None = None,
+    ) -> None:
+        changed = previous is not None and previous.id != revision.id
+        emit(
+            session,
+            policy,
+            kind,
+            statement.site,
+            at,
+            statement=statement,
+            title=revision.title,
+            revision=revision.number,
+            previous_revision=previous.number if changed and previous else None,
+            reverted_to=(
+                self._earlier_identical(session, revision) if kind is EventKind.REVERTED else None
+            ),
+            changed_fields=tuple(revision.changed_fields) if changed else (),
+        )
 
     def _identify(
         self, session: Session, capture: Capture, content: StatementContent
@@ -264,16 +388,110 @@ class Archive:
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         session.execute(insert(models.Blob).values(values).on_conflict_do_nothing())
 
+    # -- per-site state and health ---------------------------------------------------------
+
+    def site_state(self, site: str) -> SiteState:
+        with self._reading() as session:
+            row = session.get(models.SiteState, site)
+            return _site_state(row) if row else SiteState(site)
+
+    def finish_crawl(self, site: str, at: datetime, *, succeeded: bool) -> None:
+        """Note a finished crawl; the first successful one ends the site's baseline."""
+        with self._write.begin() as session:
+            row = self._site_row(session, site)
+            row.last_crawl_at = at
+            if succeeded:
+                row.last_success_at = at
+                row.baseline_done_at = row.baseline_done_at or at
+
+    def raise_condition(
+        self,
+        site: str,
+        condition: HealthCondition,
+        detail: str,
+        at: datetime,
+        policy: EventPolicy,
+    ) -> ChangeEvent | None:
+        """Alert once when a health condition starts; None if it was already raised."""
+        with self._write.begin() as session:
+            row = self._site_row(session, site)
+            if str(condition) in row.conditions:
+                return None
+            row.conditions = {**row.conditions, str(condition): detail}
+            event = emit(
+                session, policy, EventKind.PROBLEM, site, at, condition=condition, detail=detail
+            )
+            return event_record(event)
+
+    def clear_condition(
+        self, site: str, condition: HealthCondition, at: datetime, policy: EventPolicy
+    ) -> ChangeEvent | None:
+        """Alert that a raised condition has cleared; None if it was not raised."""
+        with self._write.begin() as session:
+            row = self._site_row(session, site)
+            if str(condition) not in row.conditions:
+                return None
+            detail = row.conditions[str(condition)]
+            row.conditions = {k: v for k, v in row.conditions.items() if k != str(condition)}
+            event = emit(
+                session,
+                policy,
+                EventKind.RECOVERED,
+                site,
+                at,
+                condition=condition,
+                detail=f"was: {detail}",
+            )
+            return event_record(event)
+
+    def _site_row(self, session: Session, site: str) -> models.SiteState:
+        row = session.get(models.SiteState, site)
+        if row is None:
+            row = models.SiteState(site=site, conditions={})
+            session.add(row)
+        return row
+
     # -- reading -------------------------------------------------------------------------
 
-    def active_statement_urls(self, site: str) -> list[str]:
+    def known_statements(self, site: str) -> list[KnownStatement]:
+        """Every archived statement of a site with what the re-check policy weighs."""
         with self._reading() as session:
-            rows = session.scalars(
-                select(models.Statement.url).where(
-                    models.Statement.site == site, models.Statement.status == ACTIVE
+            rows = session.execute(
+                _summary_query().where(models.Statement.site == site).order_by(models.Statement.id)
+            ).all()
+            return [
+                KnownStatement(
+                    id=statement.id,
+                    url=statement.url,
+                    title=current.title,
+                    status=statement.status,
+                    first_seen_at=statement.first_seen_at,
+                    last_changed_at=last_changed_at,
+                    last_checked_at=statement.last_checked_at,
+                    last_listed_at=statement.last_listed_at,
                 )
-            )
-            return list(rows)
+                for statement, _, last_changed_at, current in rows
+            ]
+
+    def changes(
+        self,
+        *,
+        since: datetime | None = None,
+        site: str | None = None,
+        statement_id: int | None = None,
+        limit: int = 100,
+    ) -> list[ChangeEvent]:
+        """Change events, newest first."""
+        query = select(models.ChangeEvent)
+        if since is not None:
+            query = query.where(models.ChangeEvent.occurred_at >= since)
+        if site is not None:
+            query = query.where(models.ChangeEvent.site == site)
+        if statement_id is not None:
+            query = query.where(models.ChangeEvent.statement_id == statement_id)
+        with self._reading() as session:
+            rows = session.scalars(query.order_by(models.ChangeEvent.id.desc()).limit(limit))
+            return [event_record(row) for row in rows]
 
     def statements(self, site: str | None = None) -> list[StatementSummary]:
         with self._reading() as session:
@@ -336,6 +554,8 @@ class Archive:
             "revisions": models.Revision,
             "observations": models.Observation,
             "blobs": models.Blob,
+            "events": models.ChangeEvent,
+            "outbox": models.Outbox,
         }
         with self._reading() as session:
             return {
@@ -352,6 +572,24 @@ def _url_variants(url: str) -> list[str]:
     """A user may type a statement URL with or without its trailing slash or query."""
     bare = url.split("#", 1)[0].split("?", 1)[0]
     return list(dict.fromkeys((url, bare, bare.rstrip("/") + "/", bare.rstrip("/"))))
+
+
+def _gone_key(capture: Capture) -> str:
+    return "soft-404" if capture.status == 200 else f"status:{capture.status}"
+
+
+def _gone_reason(capture: Capture) -> str:
+    return "a soft 404 page" if capture.status == 200 else f"HTTP {capture.status}"
+
+
+def _site_state(row: models.SiteState) -> SiteState:
+    return SiteState(
+        site=row.site,
+        baseline_done_at=row.baseline_done_at,
+        last_crawl_at=row.last_crawl_at,
+        last_success_at=row.last_success_at,
+        conditions=tuple(HealthCondition(name) for name in row.conditions),
+    )
 
 
 def _failure_key(capture: Capture, fallback: str) -> str:

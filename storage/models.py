@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -83,6 +84,10 @@ class Statement(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Consecutive crawls in which the page was gone (404/410/soft 404) and not listed.
+    gone_streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class StatementUrl(Base):
@@ -148,3 +153,60 @@ class Revision(Base):
     categories: Mapped[list[str]] = mapped_column(JSON)
     twin_url: Mapped[str | None] = mapped_column(String(URL_LENGTH))
     extractor_version: Mapped[str] = mapped_column(String(32))
+
+
+class ChangeEvent(Base):
+    """Something a reader should hear about; written with the revision that causes it."""
+
+    __tablename__ = "change_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("statement.id"), index=True)
+    url: Mapped[str | None] = mapped_column(String(URL_LENGTH))
+    title: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int | None] = mapped_column(Integer)
+    previous_revision: Mapped[int | None] = mapped_column(Integer)
+    reverted_to: Mapped[int | None] = mapped_column(Integer)
+    changed_fields: Mapped[list[str]] = mapped_column(JSON)
+    condition: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Outbox(Base):
+    """One row per (event, notification target): the durable queue alerts are sent from."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("event_id", "target_key"),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("change_event.id"))
+    target_key: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(String(URL_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # While "sending": the claim expires then, so a killed sender's row is retried.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SiteState(Base):
+    """Per-site facts the monitor needs across restarts."""
+
+    __tablename__ = "site_state"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    baseline_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_crawl_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Raised health conditions: {"blocked": "detail", ...}; each is alerted once.
+    conditions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

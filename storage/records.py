@@ -28,10 +28,12 @@ class Capture:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
+    # A 200 answer that is really "not found" (WordPress's 404 template, a redirect home).
+    soft_404: bool = False
 
     @property
     def is_gone(self) -> bool:
-        return self.status in (404, 410)
+        return self.status in (404, 410) or self.soft_404
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,103 @@ class Revision:
     content_hash: str
     changed_fields: tuple[str, ...]
     content: StatementContent
+
+
+class EventKind(StrEnum):
+    """What a change event says happened."""
+
+    NEW = "new"
+    CHANGED = "changed"
+    REVERTED = "reverted"
+    REMOVED = "removed"
+    REAPPEARED = "reappeared"
+    PROBLEM = "problem"  # a health condition was raised
+    RECOVERED = "recovered"  # ... and has cleared
+
+
+class HealthCondition(StrEnum):
+    LISTING_EMPTY = "listing-empty"
+    EXTRACTION_FAILING = "extraction-failing"
+    NO_SUCCESSFUL_CRAWL = "no-successful-crawl"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """One notification destination as storage sees it: a key and a printable label.
+
+    The key is derived from the apprise URL, which may hold secrets and is never stored.
+    """
+
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class EventPolicy:
+    """How recording turns observations into events and alerts."""
+
+    alert_to: tuple[NotifyTarget, ...] = ()
+    baseline: bool = False  # the site's first crawl: events are archived, nobody is alerted
+    removal_after: int = 2  # consecutive "gone" cycles before a take-down is concluded
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    id: int
+    site: str
+    kind: EventKind
+    occurred_at: datetime
+    statement_id: int | None = None
+    url: str | None = None
+    title: str | None = None
+    revision: int | None = None
+    previous_revision: int | None = None
+    reverted_to: int | None = None
+    changed_fields: tuple[str, ...] = ()
+    condition: HealthCondition | None = None
+    detail: str | None = None
+    baseline: bool = False
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up after the configured time; kept for the record
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    event: ChangeEvent
+    target: NotifyTarget
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KnownStatement:
+    """What the re-check policy needs to know about an archived statement."""
+
+    id: int
+    url: str
+    title: str
+    status: str
+    first_seen_at: datetime
+    last_changed_at: datetime
+    last_checked_at: datetime | None
+    last_listed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SiteState:
+    site: str
+    baseline_done_at: datetime | None = None
+    last_crawl_at: datetime | None = None
+    last_success_at: datetime | None = None
+    conditions: tuple[HealthCondition, ...] = ()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from monitor.diffing import Op, diff_statements, diff_text, render_marked, render_text
+from monitor.diffing import Op, diff_statements, diff_text, render_marked
+from monitor.messages import render_diff
 from storage.records import StatementContent
 
 
@@ -50,7 +51,7 @@ def test_metadata_changes_are_listed_apart_from_the_body() -> None:
     new = StatementContent(url="u", title="新标题", body="第一段。\n\n第二段！", tags=("a", "b"))
     diff = diff_statements(old, new)
     assert [change.name for change in diff.fields] == ["title", "tags"]
-    text = render_text(diff)
+    text = render_diff(diff)
     assert "title: {+新+}标题" in text
     assert "tags: a{+, b+}" in text
     assert "第二段[-。-]{+！+}" in text

@@ -1,0 +1,164 @@
+"""One monitoring cycle of one site: plan what to re-read, crawl, record events, judge health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from config import Settings, SiteSettings
+from crawler.report import CrawlPlan, CrawlReport
+from crawler.runner import Crawls
+from monitor.health import judge, looks_blocked
+from storage.archive import Archive
+from storage.records import (
+    Capture,
+    EventPolicy,
+    ExtractionFailure,
+    HealthCondition,
+    KnownStatement,
+    ListingPage,
+    NotifyTarget,
+    RecordResult,
+    StatementContent,
+)
+
+log = logging.getLogger(__name__)
+
+
+def recheck_plan(known: list[KnownStatement], now: datetime, settings: Settings) -> CrawlPlan:
+    """Which archived statements to re-read now, by how long ago each last changed.
+
+    A statement is due when its re-check period has passed (less half a cycle, so
+    that a period equal to the cycle does not slip to every other cycle).
+    """
+    schedule = settings.schedule
+    slack = timedelta(seconds=schedule.interval / 2)
+    due = set()
+    for statement in known:
+        if statement.last_checked_at is None:
+            due.add(statement.url)
+            continue
+        age = (now - statement.last_changed_at).total_seconds()
+        every = timedelta(seconds=schedule.recheck_every(age))
+        if now - statement.last_checked_at >= every - slack:
+            due.add(statement.url)
+    return CrawlPlan(
+        known_titles={statement.url: statement.title for statement in known},
+        due=frozenset(due),
+        recently_listed=_recently_listed(known, now, schedule.interval),
+    )
+
+
+def _recently_listed(known: list[KnownStatement], now: datetime, interval: float) -> frozenset[str]:
+    since = now - timedelta(seconds=2.5 * interval)
+    return frozenset(
+        s.url for s in known if s.last_listed_at is not None and s.last_listed_at >= since
+    )
+
+
+@dataclass
+class RecordingSink:
+    """The crawler's sink for one cycle: the archive, with this cycle's event policy."""
+
+    archive: Archive
+    policy: EventPolicy
+
+    def record_listing(self, capture: Capture, page: ListingPage | None) -> None:
+        self.archive.record_listing(capture, page)
+
+    def record_detail(
+        self,
+        capture: Capture,
+        extraction: StatementContent | ExtractionFailure | None,
+        *,
+        unlisted: bool,
+    ) -> RecordResult:
+        return self.archive.record_detail(
+            capture, extraction, unlisted=unlisted, policy=self.policy
+        )
+
+
+@dataclass
+class Monitor:
+    settings: Settings
+    archive: Archive
+    crawls: Crawls
+    targets: tuple[NotifyTarget, ...]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _blocked_streak: dict[str, int] = field(default_factory=dict)
+    _started_at: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._started_at = self.clock()
+
+    async def run_cycle(self, site: SiteSettings, *, everything: bool = False) -> CrawlReport:
+        """Crawl a site once; `everything` re-reads every archived statement, due or not."""
+        now = self.clock()
+        known = self.archive.known_statements(site.name)
+        if everything:
+            plan = CrawlPlan.check_everything({s.url: s.title for s in known})
+        else:
+            plan = recheck_plan(known, now, self.settings)
+        baseline = (
+            self.archive.site_state(site.name).baseline_done_at is None
+            and not self.settings.schedule.alert_on_first_crawl
+        )
+        if baseline:
+            log.info("%s: first crawl: archiving a baseline, no alerts", site.name)
+        log.info(
+            "%s: crawl started (%d archived statements, %d due for a re-read)",
+            site.name,
+            len(known),
+            len(plan.due),
+        )
+        sink = RecordingSink(self.archive, self._policy(baseline))
+        report = await self.crawls.crawl_site(site, self.settings.crawl, sink, plan)
+        if report.stopped_by_shutdown:
+            log.info("%s: crawl stopped for shutdown", site.name)
+            return report
+        finished = report.finished_at or self.clock()
+        self.archive.finish_crawl(site.name, finished, succeeded=not report.failed)
+        self._judge_health(site.name, report, finished)
+        return report
+
+    def check_staleness(self) -> None:
+        """Alert when a site has had no successful crawl for `stale_after` intervals."""
+        now = self.clock()
+        limit = timedelta(
+            seconds=self.settings.schedule.interval * self.settings.health.stale_after
+        )
+        for site in self.settings.sites:
+            state = self.archive.site_state(site.name)
+            if state.last_crawl_at is None:
+                continue  # never tried yet: nothing to judge
+            last_good = state.last_success_at
+            if now - (last_good or self._started_at) > limit:
+                since = f"since {last_good.isoformat(timespec='seconds')}" if last_good else "ever"
+                self.archive.raise_condition(
+                    site.name,
+                    HealthCondition.NO_SUCCESSFUL_CRAWL,
+                    f"no successful crawl {since}",
+                    now,
+                    self._policy(baseline=False),
+                )
+
+    def _judge_health(self, site: str, report: CrawlReport, at: datetime) -> None:
+        streak = self._blocked_streak.get(site, 0) + 1 if looks_blocked(report) else 0
+        self._blocked_streak[site] = streak
+        verdict = judge(report, streak, self.settings.health)
+        policy = self._policy(baseline=False)
+        for condition, detail in verdict.raised.items():
+            if self.archive.raise_condition(site, condition, detail, at, policy):
+                log.warning("%s: problem: %s: %s", site, condition, detail)
+        for condition in verdict.cleared:
+            if self.archive.clear_condition(site, condition, at, policy):
+                log.info("%s: recovered: %s", site, condition)
+
+    def _policy(self, baseline: bool) -> EventPolicy:
+        return EventPolicy(
+            alert_to=self.targets,
+            baseline=baseline,
+            removal_after=self.settings.schedule.removal_after,
+        )

@@ -1,0 +1,167 @@
+"""`embassy-watch run`: crawl cycles on a schedule and alert delivery, in one process.
+
+Scrapy and APScheduler share Twisted's asyncio reactor (tech-notes section 1):
+crawls are coroutine jobs on an AsyncIOScheduler; alert sending, which blocks,
+runs on one worker thread. SIGTERM/SIGINT stop new work, close the running crawl
+(each page is recorded whole or not at all) and exit well within 30 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config import SiteSettings
+from crawler.runner import Crawls, install_reactor
+from monitor.app import App
+from monitor.notify import Round
+
+log = logging.getLogger(__name__)
+
+MAX_STARTUP_STAGGER_SECONDS = 60.0
+CRAWL_STOP_GRACE_SECONDS = 20.0
+DELIVERY_STOP_GRACE_SECONDS = 5.0
+
+
+class Daemon:
+    def __init__(self, app: App, loop: asyncio.AbstractEventLoop) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.app = app
+        self.loop = loop
+        self.crawls = Crawls()
+        self.monitor = app.monitor(self.crawls)
+        self.dispatcher = app.dispatcher()
+        self.sender_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts")
+        self.delivery: Future[Round] | None = None
+        self.scheduler = AsyncIOScheduler(
+            event_loop=loop,
+            timezone=UTC,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        schedule = self.app.settings.schedule
+        now = datetime.now(UTC)
+        sites = self.app.settings.sites
+        stagger = min(schedule.interval / len(sites), MAX_STARTUP_STAGGER_SECONDS)
+        for index, site in enumerate(sites):
+            first = self._first_run(site, now + timedelta(seconds=index * stagger))
+            self.scheduler.add_job(
+                self.cycle,
+                "interval",
+                args=[site],
+                id=f"crawl:{site.name}",
+                seconds=schedule.interval,
+                jitter=schedule.jitter or None,
+                next_run_time=first,
+            )
+            log.info("%s: first crawl at %s", site.name, first.isoformat(timespec="seconds"))
+        self.scheduler.add_job(
+            self.deliver,
+            "interval",
+            id="deliver",
+            seconds=self.app.settings.notify.check_every,
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self.watch_health, "interval", id="watchdog", seconds=schedule.interval
+        )
+        self.scheduler.start()
+        log.info(
+            "watching %d site(s) every %s, alerting %d target(s)",
+            len(sites),
+            _duration(schedule.interval),
+            len(self.dispatcher.targets),
+        )
+
+    def _first_run(self, site: SiteSettings, earliest: datetime) -> datetime:
+        """No burst at start-up: a site crawled recently waits for its next turn."""
+        last = self.app.archive.site_state(site.name).last_crawl_at
+        if last is None:
+            return earliest
+        turn = last + timedelta(seconds=self.app.settings.schedule.interval)
+        return max(earliest, turn + timedelta(seconds=random.uniform(0, 1)))
+
+    async def cycle(self, site: SiteSettings) -> None:
+        try:
+            report = await self.monitor.run_cycle(site)
+        except Exception as error:  # a cycle's failure must not stop the service
+            log.error("%s: crawl cycle failed: %s: %s", site.name, type(error).__name__, error)
+            return
+        for problem in report.problems[:10]:
+            log.warning("%s: %s", site.name, problem)
+        log.info("%s", report.summary_line())
+        self._deliver_soon()
+
+    async def watch_health(self) -> None:
+        try:
+            self.monitor.check_staleness()
+        except Exception as error:
+            log.error("health check failed: %s: %s", type(error).__name__, error)
+        self._deliver_soon()
+
+    async def deliver(self) -> None:
+        self.delivery = self.sender_thread.submit(self.dispatcher.deliver_due)
+        try:
+            done = await asyncio.wrap_future(self.delivery)
+        except Exception as error:  # the database went away; the next round retries
+            log.error("alert delivery failed: %s: %s", type(error).__name__, error)
+            return
+        if done:
+            log.info(
+                "alerts: %d delivered, %d failed (will retry), %d given up",
+                done.delivered,
+                done.failed,
+                done.given_up,
+            )
+
+    def _deliver_soon(self) -> None:
+        job = self.scheduler.get_job("deliver")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    async def stop(self) -> None:
+        log.info("stopping: no new crawls; closing the running crawl")
+        self.scheduler.pause()
+        self.dispatcher.stopping.set()
+        try:
+            await asyncio.wait_for(self.crawls.stop(), CRAWL_STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("the running crawl did not close in time; stopping anyway")
+        if self.delivery is not None and not self.delivery.done():
+            try:
+                await asyncio.wait_for(
+                    asyncio.wrap_future(self.delivery), DELIVERY_STOP_GRACE_SECONDS
+                )
+            except (TimeoutError, Exception):
+                log.warning("an alert was being sent; it will be retried after restart")
+        self.scheduler.shutdown(wait=False)
+        self.sender_thread.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped")
+
+
+def run_daemon(app: App) -> None:
+    """Run until SIGTERM or SIGINT."""
+    install_reactor()
+    from twisted.internet import reactor as installed_reactor
+    from twisted.internet.defer import Deferred
+
+    reactor: Any = installed_reactor
+    daemon = Daemon(app, asyncio.get_event_loop())
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(daemon.stop()))
+    )
+    reactor.callWhenRunning(daemon.start)
+    reactor.run(installSignalHandlers=True)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

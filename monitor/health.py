@@ -1,0 +1,64 @@
+"""Health of a watched site, judged from each crawl: what to raise and what has cleared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import HealthSettings
+from crawler.report import CrawlReport
+from storage.records import HealthCondition, Outcome
+
+MIN_PAGES_FOR_EXTRACTION_VERDICT = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Conditions a crawl shows (with why) and conditions it shows to be over."""
+
+    raised: dict[HealthCondition, str]
+    cleared: frozenset[HealthCondition]
+
+
+def judge(report: CrawlReport, blocked_streak: int, settings: HealthSettings) -> Verdict:
+    raised: dict[HealthCondition, str] = {}
+    cleared: set[HealthCondition] = set()
+
+    if blocked_streak >= settings.blocked_after:
+        raised[HealthCondition.BLOCKED] = (
+            f"{report.blocked_responses} answers of 403/429 in each of the last "
+            f"{blocked_streak} crawls: the site may be refusing us"
+        )
+    elif not looks_blocked(report):
+        cleared.add(HealthCondition.BLOCKED)
+
+    empty = [error for error in report.listing_errors if "shows no statements" in error]
+    if empty or (report.listing_pages and not report.statements_listed):
+        raised[HealthCondition.LISTING_EMPTY] = empty[0] if empty else "no statements listed"
+    elif report.statements_listed:
+        cleared.add(HealthCondition.LISTING_EMPTY)
+
+    failed = report.outcomes[Outcome.EXTRACTION_FAILED]
+    extracted = failed + sum(
+        report.outcomes[o] for o in (Outcome.NEW, Outcome.CHANGED, Outcome.UNCHANGED)
+    )
+    if extracted >= MIN_PAGES_FOR_EXTRACTION_VERDICT:
+        if failed / extracted >= settings.extraction_failure_ratio:
+            raised[HealthCondition.EXTRACTION_FAILING] = (
+                f"{failed} of {extracted} statement pages could not be read "
+                "(has the site's theme changed?)"
+            )
+        else:
+            cleared.add(HealthCondition.EXTRACTION_FAILING)
+
+    if not report.failed:
+        cleared.add(HealthCondition.NO_SUCCESSFUL_CRAWL)
+    return Verdict(raised, frozenset(cleared))
+
+
+def looks_blocked(report: CrawlReport) -> bool:
+    """Refused outright: the listing or at least half of what was fetched answered 403/429."""
+    if not report.blocked_responses:
+        return False
+    listing_blocked = any(e.endswith(("HTTP 403", "HTTP 429")) for e in report.listing_errors)
+    fetched = report.statements_fetched + report.listing_pages
+    return listing_blocked or report.blocked_responses * 2 >= max(fetched, 1)

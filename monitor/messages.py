@@ -1,0 +1,305 @@
+"""Alert messages for change events: plain text, Markdown (Slack, chat) and HTML (email).
+
+Every scraped string is escaped for the format it goes into. A message never
+exceeds the target's length limit: the diff is trimmed at a paragraph and says so.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from monitor.diffing import DiffOp, Op, StatementDiff, diff_text, marked_paragraphs
+from storage.records import ChangeEvent, EventKind
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+    format: Format
+
+
+LABELS = {
+    EventKind.NEW: ("New statement", "新声明"),
+    EventKind.CHANGED: ("Changed", "已修改"),
+    EventKind.REVERTED: ("Reverted", "已还原"),
+    EventKind.REMOVED: ("Removed", "已删除"),
+    EventKind.REAPPEARED: ("Back online", "重新出现"),
+    EventKind.PROBLEM: ("Problem", "故障"),
+    EventKind.RECOVERED: ("Recovered", "已恢复"),
+}
+MAX_TITLE = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]()<>#|!])")
+
+PAGE_STYLE = "font-family:sans-serif;font-size:14px;max-width:760px"
+DEL_STYLE = "background:#ffd7d5;color:#82071e;text-decoration:line-through"
+INS_STYLE = "background:#ccffd8;color:#055d20;text-decoration:none;font-weight:bold"
+
+
+def one_line(text: str | None, limit: int = MAX_TITLE) -> str:
+    flat = _CONTROL.sub(" ", text or "").strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def subject(event: ChangeEvent) -> str:
+    english, chinese = LABELS[event.kind]
+    if event.kind in (EventKind.PROBLEM, EventKind.RECOVERED):
+        return one_line(f"{english} · {chinese} ({event.site}): {event.condition}")
+    what = f"{english} · {chinese}"
+    if event.kind is EventKind.CHANGED and event.changed_fields:
+        what += f" ({', '.join(event.changed_fields)})"
+    if event.kind is EventKind.REVERTED and event.reverted_to:
+        what += f" to revision {event.reverted_to}"
+    return one_line(f"{what}: {event.title or event.url}")
+
+
+def facts(event: ChangeEvent) -> list[str]:
+    """The lines every format shows above the diff, as plain text."""
+    lines = [f"Site: {event.site}", f"When: {_iso(event.occurred_at)}"]
+    if event.url:
+        lines.insert(0, event.url)
+    if event.statement_id is not None:
+        revision = f"Statement {event.statement_id}"
+        if event.previous_revision and event.revision:
+            revision += f", revision {event.previous_revision} → {event.revision}"
+        elif event.revision:
+            revision += f", revision {event.revision}"
+        lines.append(revision)
+    if event.detail:
+        lines.append(f"Detail: {one_line(event.detail, 2000)}")
+    return lines
+
+
+def render(
+    event: ChangeEvent,
+    changes: StatementDiff | None,
+    fmt: Format,
+    max_length: int,
+    excerpt: str | None = None,
+) -> Message:
+    """One event as a message; `changes` is the diff for changed/reverted/reappeared events."""
+    renderer = _RENDERERS[fmt]
+    head = renderer.head(event)
+    sections = _sections(event, changes, excerpt, renderer)
+    body = _fit(head, sections, renderer, max_length, event)
+    return Message(subject(event), body, fmt)
+
+
+def render_diff(changes: StatementDiff, fmt: Format = Format.TEXT) -> str:
+    """Just the changes (fields, then changed paragraphs), as the `diff` command shows them."""
+    renderer = _RENDERERS[fmt]
+    return renderer.wrap(_sections(None, changes, None, renderer))
+
+
+def digest(events: list[tuple[ChangeEvent, str]], fmt: Format, max_length: int) -> Message:
+    """Several events in one message: each event's subject and link (digest mode)."""
+    renderer = _RENDERERS[fmt]
+    count = len(events)
+    title = f"{count} change{'s' if count != 1 else ''} · {count} 条变更"
+    parts = [renderer.digest_line(event) for event, _ in events]
+    body = _fit("", parts, renderer, max_length, None)
+    return Message(title, body, fmt)
+
+
+# -- formats ----------------------------------------------------------------------------
+
+
+class _Text:
+    paragraph_gap = "\n\n"
+
+    def escape(self, text: str) -> str:
+        return text
+
+    def head(self, event: ChangeEvent) -> str:
+        return subject(event) + "\n" + "\n".join(facts(event))
+
+    def field(self, name: str, ops: list[DiffOp]) -> str:
+        return f"{name}: {self.marked(ops)}"
+
+    def marked(self, ops: list[DiffOp] | tuple[DiffOp, ...]) -> str:
+        return "".join(self.op(op) for op in ops)
+
+    def op(self, op: DiffOp) -> str:
+        if op.op is Op.DELETE:
+            return f"[-{op.text}-]"
+        if op.op is Op.INSERT:
+            return f"{{+{op.text}+}}"
+        return op.text
+
+    def heading(self, text: str) -> str:
+        return text
+
+    def quote(self, text: str) -> str:
+        return "  " + text.replace("\n", "\n  ")
+
+    def note(self, text: str) -> str:
+        return f"[{text}]"
+
+    def digest_line(self, event: ChangeEvent) -> str:
+        return f"{subject(event)}\n{event.url or event.site}"
+
+    def wrap(self, parts: list[str]) -> str:
+        return self.paragraph_gap.join(part for part in parts if part)
+
+
+class _Markdown(_Text):
+    def escape(self, text: str) -> str:
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+    def head(self, event: ChangeEvent) -> str:
+        lines = [f"**{self.escape(subject(event))}**"]
+        lines += [self.escape(line) for line in facts(event)]
+        return "\n".join(lines)
+
+    def op(self, op: DiffOp) -> str:
+        text = self.escape(op.text)
+        if not text.strip():
+            return text
+        if op.op is Op.DELETE:
+            return f"~~{text}~~"
+        if op.op is Op.INSERT:
+            return f"**{text}**"
+        return text
+
+    def field(self, name: str, ops: list[DiffOp]) -> str:
+        return f"*{name}*: {self.marked(ops)}"
+
+    def heading(self, text: str) -> str:
+        return f"*{self.escape(text)}*"
+
+    def quote(self, text: str) -> str:
+        return "> " + text.replace("\n", "\n> ")
+
+    def note(self, text: str) -> str:
+        return f"_{self.escape(text)}_"
+
+    def digest_line(self, event: ChangeEvent) -> str:
+        return f"**{self.escape(subject(event))}**\n{self.escape(event.url or event.site)}"
+
+
+class _Html(_Text):
+    paragraph_gap = "\n"
+
+    def escape(self, text: str) -> str:
+        return html.escape(text, quote=True)
+
+    def head(self, event: ChangeEvent) -> str:
+        lines = [f'<h2 style="font-size:18px;margin:0 0 8px">{self.escape(subject(event))}</h2>']
+        for line in facts(event):
+            if line == event.url:
+                url = self.escape(line)
+                lines.append(f'<div><a href="{url}">{url}</a></div>')
+            else:
+                lines.append(f'<div style="color:#555">{self.escape(line)}</div>')
+        return "\n".join(lines)
+
+    def op(self, op: DiffOp) -> str:
+        text = self.escape(op.text).replace("\n", "<br>")
+        if op.op is Op.DELETE:
+            return f'<del style="{DEL_STYLE}">{text}</del>'
+        if op.op is Op.INSERT:
+            return f'<ins style="{INS_STYLE}">{text}</ins>'
+        return text
+
+    def field(self, name: str, ops: list[DiffOp]) -> str:
+        return f"<p><b>{self.escape(name)}</b>: {self.marked(ops)}</p>"
+
+    def heading(self, text: str) -> str:
+        return f'<h3 style="font-size:15px;margin:16px 0 4px">{self.escape(text)}</h3>'
+
+    def quote(self, text: str) -> str:
+        return f'<p style="margin:0 0 10px;line-height:1.6">{text}</p>'
+
+    def note(self, text: str) -> str:
+        return f'<p style="color:#777"><i>{self.escape(text)}</i></p>'
+
+    def digest_line(self, event: ChangeEvent) -> str:
+        link = self.escape(event.url or "")
+        return f'<p><b>{self.escape(subject(event))}</b><br><a href="{link}">{link}</a></p>'
+
+    def wrap(self, parts: list[str]) -> str:
+        inner = "\n".join(part for part in parts if part)
+        return (
+            f'<div style="font-family:sans-serif;font-size:14px;max-width:760px">\n{inner}\n</div>'
+        )
+
+
+_RENDERERS: dict[Format, _Text] = {
+    Format.TEXT: _Text(),
+    Format.MARKDOWN: _Markdown(),
+    Format.HTML: _Html(),
+}
+
+
+def _sections(
+    event: ChangeEvent | None, changes: StatementDiff | None, excerpt: str | None, renderer: _Text
+) -> list[str]:
+    sections: list[str] = []
+    if changes is not None:
+        for change in changes.fields:
+            sections.append(renderer.field(change.name, diff_text(change.old, change.new)))
+        if changes.body:
+            sections.append(renderer.heading("body · 正文"))
+            sections += _changed_paragraphs(changes.body, renderer)
+    elif excerpt:
+        sections.append(renderer.quote(renderer.escape(excerpt)))
+    return sections
+
+
+def _changed_paragraphs(ops: tuple[DiffOp, ...], renderer: _Text) -> list[str]:
+    """Changed paragraphs with one of context around them; skipped runs are counted."""
+    paragraphs = marked_paragraphs(ops)
+    changed = {i for i, (_, is_changed) in enumerate(paragraphs) if is_changed}
+    keep = {j for i in changed for j in (i - 1, i, i + 1)}
+    shown: list[str] = []
+    skipped = 0
+    for index, (pieces, _) in enumerate(paragraphs):
+        if index not in keep:
+            skipped += 1
+            continue
+        if skipped:
+            shown.append(renderer.note(_skipped(skipped)))
+            skipped = 0
+        shown.append(renderer.quote(renderer.marked(pieces)))
+    if skipped:
+        shown.append(renderer.note(_skipped(skipped)))
+    return shown
+
+
+def _skipped(count: int) -> str:
+    return f"… {count} unchanged paragraph{'s' if count > 1 else ''} …"
+
+
+def _fit(
+    head: str, sections: list[str], renderer: _Text, max_length: int, event: ChangeEvent | None
+) -> str:
+    """The whole message if it fits; else as many sections as fit, and a note saying so."""
+    whole = renderer.wrap([head, *sections])
+    if len(whole) <= max_length:
+        return whole
+    hint = "full diff: embassy-watch diff " + (
+        str(event.statement_id) if event and event.statement_id is not None else ""
+    )
+    kept: list[str] = []
+    for index, section in enumerate(sections):
+        remaining = len(sections) - index
+        note = renderer.note(f"… trimmed: {remaining} more part(s) not shown; {hint}".strip())
+        if len(renderer.wrap([head, *kept, section, note])) > max_length:
+            return renderer.wrap([head, *kept, note])[:max_length]
+        kept.append(section)
+    return whole[:max_length]
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
