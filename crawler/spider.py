@@ -244,7 +244,8 @@ class ArchivePipeline:
                     item.capture, item.extraction, unlisted=item.unlisted
                 )
                 _tally(spider.report, item, result.outcome)
-                log.info("%s: %s", result.outcome, item.capture.requested_url)
+                level = logging.DEBUG if result.outcome is Outcome.UNCHANGED else logging.INFO
+                log.log(level, "%s: %s", result.outcome, item.capture.requested_url)
         except Exception as error:
             # A full disk or a lost database: nothing more can be kept, so stop at once
             # rather than fetch pages whose content would be thrown away.

@@ -96,6 +96,15 @@ class Daemon:
         for problem in report.problems[:10]:
             log.warning("%s: %s", site.name, problem)
         log.info("%s", report.summary_line())
+        took = (report.finished_at or report.started_at) - report.started_at
+        if took.total_seconds() > self.app.settings.schedule.interval:
+            # APScheduler skips the runs that fell due meanwhile (quietly: see run_daemon).
+            log.warning(
+                "%s: the crawl took %.0fs, longer than the %s interval: crawls run back to back",
+                site.name,
+                took.total_seconds(),
+                _duration(self.app.settings.schedule.interval),
+            )
         self._deliver_soon()
 
     async def watch_health(self) -> None:
@@ -152,6 +161,8 @@ def run_daemon(app: App) -> None:
     from twisted.internet.defer import Deferred
 
     reactor: Any = installed_reactor
+    # A run skipped because the previous one is still going is expected, not a warning.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     daemon = Daemon(app, asyncio.get_event_loop())
     reactor.addSystemEventTrigger(
         "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(daemon.stop()))

@@ -71,12 +71,17 @@ def make_targets(urls: Sequence[str]) -> tuple[Target, ...]:
         targets.append(
             Target(
                 url=url,
-                label=service.url(privacy=True),  # type: ignore[no-untyped-call]
+                label=_label(service.url(privacy=True)),  # type: ignore[no-untyped-call]
                 format=_NATIVE_FORMATS.get(native, Format.TEXT),
                 max_length=int(service.body_maxlen),
             )
         )
     return tuple(targets)
+
+
+def _label(masked_url: str) -> str:
+    """The masked URL without apprise's default options: enough to tell targets apart."""
+    return masked_url.split("?", 1)[0]
 
 
 class Sender(Protocol):
@@ -161,7 +166,9 @@ class Dispatcher:
 
     def _deliver(self, rows: list[Delivery], done: Round) -> None:
         now = self.clock()
-        lease = now + timedelta(seconds=2 * self.settings.timeout + 30)
+        # Longer than a send can take, so a slow send is never claimed twice; short enough
+        # that a killed sender's row is retried soon after a restart.
+        lease = now + timedelta(seconds=2 * self.settings.timeout + 5)
         target = self.targets.get(rows[0].target.key)
         claimed = [row for row in rows if self.archive.outbox.claim(row.id, now, lease)]
         if not claimed:

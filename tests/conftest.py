@@ -12,6 +12,7 @@ import pytest
 
 from storage.archive import Archive
 from tests.helpers import EmbassyWatch, write_config
+from tests.receivers import MailServer, WebhookSink
 from tests.replica.site import ReplicaSite
 
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
@@ -62,3 +63,17 @@ def sqlite_url(tmp_path: Path) -> str:
 def ew(replica: ReplicaSite, sqlite_url: str, tmp_path: Path) -> EmbassyWatch:
     """The real `embassy-watch` command, configured for the replica and a SQLite archive."""
     return EmbassyWatch(write_config(tmp_path, sqlite_url, [replica.listing_url]), sqlite_url)
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookSink]:
+    sink = WebhookSink().start()
+    yield sink
+    sink.stop()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +22,29 @@ FAST_CRAWL = {"delay": 0, "retries": 1, "retry_backoff": "0.05s", "timeout": "3s
 
 
 def write_config(
-    directory: Path, database_url: str, listing_urls: list[str], **crawl: object
+    directory: Path,
+    database_url: str,
+    listing_urls: list[str],
+    *,
+    sections: dict[str, dict[str, object]] | None = None,
+    **crawl: object,
 ) -> Path:
-    settings = {**FAST_CRAWL, **crawl}
-    lines = ["[database]", f"url = {json.dumps(database_url)}", "", "[crawl]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    """A config for the replica; `sections` adds tables such as schedule, notify, health."""
+    tables: dict[str, dict[str, object]] = {"crawl": {**FAST_CRAWL, **crawl}, **(sections or {})}
+    lines = ["[database]", f"url = {json.dumps(database_url)}"]
+    for name, values in tables.items():
+        lines += ["", f"[{name}]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
     lines += ["", "[[sites]]", 'name = "replica"', f"listing_urls = {json.dumps(listing_urls)}"]
     path = directory / "embassy-watch.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def as_displayed(paragraphs: list[str]) -> str:
@@ -61,11 +79,63 @@ class EmbassyWatch:
         return self.run("crawl", expect=expect)
 
     def counts(self) -> dict[str, int]:
-        archive = Archive.open(self.database_url)
-        try:
+        with self.archive() as archive:
             return archive.counts()
-        finally:
-            archive.close()
 
     def statement_id(self, url: str) -> int:
         return int(self.json("show", url)["id"])
+
+    @contextmanager
+    def archive(self) -> Iterator[Archive]:
+        opened = Archive.open(self.database_url)
+        try:
+            yield opened
+        finally:
+            opened.close()
+
+    def start_daemon(self, log: Path) -> Daemon:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EMBASSY_WATCH_")}
+        with log.open("ab") as handle:
+            process = subprocess.Popen(
+                [str(EXECUTABLE), "run", "--config", str(self.config)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        return Daemon(process, log)
+
+
+@dataclass
+class Daemon:
+    """A running `embassy-watch run`, its output going to `log`."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_log(self, fragment: str, timeout: float = 60, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.output().count(fragment) >= count:
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"daemon exited {self.process.returncode}:\n{self.output()}")
+            time.sleep(0.1)
+        raise AssertionError(f"no {fragment!r} x{count} in the daemon's log:\n{self.output()}")
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.kill()

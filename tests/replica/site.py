@@ -94,6 +94,7 @@ class ReplicaSite:
         self.redirects: dict[str, str] = {}
         self.public_base: str | None = None  # render links for this origin (fixture pages)
         self.latency = 0.0  # seconds every answer waits (a slow site)
+        self.soft_404 = False  # answer missing pages with the 404 template but status 200
         self.requests: list[Request] = []
         self._canned: dict[str, list[Canned]] = {}
         self._lock = threading.Lock()
@@ -197,7 +198,8 @@ class ReplicaSite:
         for statement in statements:
             if statement.path == path:
                 return self._detail(statement)
-        return 404, self._html_headers(), self._encode(render_not_found(self))
+        status = 200 if self.soft_404 else 404
+        return status, self._html_headers(), self._encode(render_not_found(self))
 
     def _listing(self, statements: list[Statement], page: int) -> tuple[int, dict[str, str], bytes]:
         chunk = statements[(page - 1) * self.per_page : page * self.per_page]
