@@ -234,8 +234,10 @@ def _log_progress(quiet: bool) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)
-    for noisy in ("scrapy", "twisted", "py.warnings", "alembic", "apscheduler", "apprise"):
+    for noisy in ("scrapy", "twisted", "py.warnings", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # apprise's own lines repeat what our one line per delivery says (its reason included).
+    logging.getLogger("apprise").setLevel(logging.CRITICAL)
 
 
 def _print_report(report: CrawlReport) -> None:

@@ -100,7 +100,7 @@ class Daemon:
         if took.total_seconds() > self.app.settings.schedule.interval:
             # APScheduler skips the runs that fell due meanwhile (quietly: see run_daemon).
             log.warning(
-                "%s: the crawl took %.0fs, longer than the %s interval: crawls run back to back",
+                "%s: the crawl took %.1fs, longer than the %s interval: crawls run back to back",
                 site.name,
                 took.total_seconds(),
                 _duration(self.app.settings.schedule.interval),

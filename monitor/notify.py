@@ -65,7 +65,11 @@ def make_targets(urls: Sequence[str]) -> tuple[Target, ...]:
     for index, url in enumerate(urls, start=1):
         service = apprise.Apprise.instantiate(url)
         if service is None:
-            raise NotifyConfigError(f"notify.urls[{index}]: apprise cannot use this URL")
+            scheme = url.split("://", 1)[0] if "://" in url else "?"
+            raise NotifyConfigError(
+                f"notify.urls[{index}]: apprise cannot use this {scheme}:// URL "
+                "(unknown service or missing parts)"
+            )
         native = service.notify_format
         native = native[0] if isinstance(native, tuple) else native
         targets.append(
