@@ -23,6 +23,7 @@ from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
 from monitor.messages import render_diff, subject
 from monitor.notify import Round
+from storage.archive import ArchiveBusy
 from storage.records import (
     ChangeEvent,
     Delivery,
@@ -115,7 +116,11 @@ def run(config_path: str | None, quiet: bool) -> None:
     from monitor.daemon import run_daemon  # imports Scrapy and APScheduler
 
     with _app(config_path) as app:
-        run_daemon(app)
+        try:
+            with app.archive.exclusive_daemon():
+                run_daemon(app)
+        except ArchiveBusy as error:
+            _fail(str(error))
 
 
 @main.command()

@@ -87,7 +87,6 @@ class Monitor:
     crawls: Crawls
     targets: tuple[NotifyTarget, ...]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    _blocked_streak: dict[str, int] = field(default_factory=dict)
     _started_at: datetime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,8 +118,10 @@ class Monitor:
             log.info("%s: crawl stopped for shutdown", site.name)
             return report
         finished = report.finished_at or self.clock()
-        self.archive.finish_crawl(site.name, finished, succeeded=not report.failed)
-        self._judge_health(site.name, report, finished)
+        state = self.archive.finish_crawl(
+            site.name, finished, succeeded=not report.failed, blocked=looks_blocked(report)
+        )
+        self._judge_health(site.name, report, state.blocked_streak, finished)
         return report
 
     def check_staleness(self) -> None:
@@ -144,10 +145,10 @@ class Monitor:
                     self._policy(baseline=False),
                 )
 
-    def _judge_health(self, site: str, report: CrawlReport, at: datetime) -> None:
-        streak = self._blocked_streak.get(site, 0) + 1 if looks_blocked(report) else 0
-        self._blocked_streak[site] = streak
-        verdict = judge(report, streak, self.settings.health)
+    def _judge_health(
+        self, site: str, report: CrawlReport, blocked_streak: int, at: datetime
+    ) -> None:
+        verdict = judge(report, blocked_streak, self.settings.health)
         policy = self._policy(baseline=False)
         for condition, detail in verdict.raised.items():
             if self.archive.raise_condition(site, condition, detail, at, policy):

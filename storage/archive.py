@@ -6,13 +6,15 @@ moment leaves every page either fully recorded or not at all.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, Row, Select, func, select, update
+from sqlalchemy import Engine, Row, Select, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,10 +43,17 @@ from storage.records import (
     StatementSummary,
 )
 
+# pg_try_advisory_lock key held by the one daemon allowed per database ("embw").
+DAEMON_LOCK_KEY = 0x656D6277
+
 ACTIVE = "active"
 MISSING = "missing"  # its page was gone at the last check; not yet concluded
 REMOVED = "removed"  # gone and unlisted on enough consecutive crawls: a take-down
 NO_POLICY = EventPolicy()
+
+
+class ArchiveBusy(Exception):
+    """Another daemon holds this archive; the message says which, in one line."""
 
 
 class Archive:
@@ -68,6 +77,42 @@ class Archive:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def exclusive_daemon(self) -> Iterator[None]:
+        """Held while a daemon runs, so that a second one on the same archive is refused."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                held = connection.scalar(text(f"SELECT pg_try_advisory_lock({DAEMON_LOCK_KEY})"))
+                connection.commit()  # a session-level lock outlives the transaction
+                if not held:
+                    raise ArchiveBusy("another `embassy-watch run` is using this database")
+                try:
+                    yield
+                finally:
+                    # The connection goes back to the pool, its session (and lock) alive.
+                    connection.execute(text(f"SELECT pg_advisory_unlock({DAEMON_LOCK_KEY})"))
+                    connection.commit()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        lock_path = f"{database}.daemon.lock"
+        with open(lock_path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                raise ArchiveBusy(
+                    f"another `embassy-watch run` (pid {holder}) is using {database}"
+                ) from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            yield
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:
@@ -395,14 +440,18 @@ class Archive:
             row = session.get(models.SiteState, site)
             return _site_state(row) if row else SiteState(site)
 
-    def finish_crawl(self, site: str, at: datetime, *, succeeded: bool) -> None:
+    def finish_crawl(
+        self, site: str, at: datetime, *, succeeded: bool, blocked: bool = False
+    ) -> SiteState:
         """Note a finished crawl; the first successful one ends the site's baseline."""
         with self._write.begin() as session:
             row = self._site_row(session, site)
             row.last_crawl_at = at
+            row.blocked_streak = row.blocked_streak + 1 if blocked else 0
             if succeeded:
                 row.last_success_at = at
                 row.baseline_done_at = row.baseline_done_at or at
+            return _site_state(row)
 
     def raise_condition(
         self,
@@ -447,7 +496,7 @@ class Archive:
     def _site_row(self, session: Session, site: str) -> models.SiteState:
         row = session.get(models.SiteState, site)
         if row is None:
-            row = models.SiteState(site=site, conditions={})
+            row = models.SiteState(site=site, conditions={}, blocked_streak=0)
             session.add(row)
         return row
 
@@ -588,6 +637,7 @@ def _site_state(row: models.SiteState) -> SiteState:
         baseline_done_at=row.baseline_done_at,
         last_crawl_at=row.last_crawl_at,
         last_success_at=row.last_success_at,
+        blocked_streak=row.blocked_streak,
         conditions=tuple(HealthCondition(name) for name in row.conditions),
     )
 

@@ -208,5 +208,6 @@ class SiteState(Base):
     baseline_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_crawl_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    blocked_streak: Mapped[int] = mapped_column(Integer, default=0)  # crawls refused in a row
     # Raised health conditions: {"blocked": "detail", ...}; each is alerted once.
     conditions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

@@ -225,4 +225,5 @@ class SiteState:
     baseline_done_at: datetime | None = None
     last_crawl_at: datetime | None = None
     last_success_at: datetime | None = None
+    blocked_streak: int = 0
     conditions: tuple[HealthCondition, ...] = ()

@@ -78,6 +78,10 @@ def test_every_kind_of_change_is_alerted_once_by_mail_and_webhook(
         assert replica.count(f"/zh/{SLUG}/") >= 2 + 4  # two gone checks after four readable ones
 
         wait_until(lambda: len(mail_server.mails) == 5, what="five mails")
+        second = ew.run("run", expect=1, timeout=30)
+        assert second.stderr.strip().endswith(
+            f"another `embassy-watch run` (pid {daemon.process.pid}) is using {sqlite_url.removeprefix('sqlite:///')}"
+        )
         assert daemon.terminate() == 0
 
     assert Counter(webhook.titles()) == Counter(mail.subject for mail in mail_server.mails)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from storage import models
-from storage.archive import Archive
+from storage.archive import Archive, ArchiveBusy
 from storage.records import (
     DeliveryStatus,
     EventKind,
@@ -151,6 +152,13 @@ def test_first_successful_crawl_ends_the_baseline(archive: Archive) -> None:
     assert (state.baseline_done_at, state.last_success_at) == (T0 + HOUR, T0 + 2 * HOUR)
 
 
+def test_blocked_crawls_are_counted_in_a_row(archive: Archive) -> None:
+    for blocked, streak in ((True, 1), (True, 2), (False, 0), (True, 1)):
+        state = archive.finish_crawl("china-zh", T0, succeeded=False, blocked=blocked)
+        assert state.blocked_streak == streak
+    assert archive.site_state("china-zh").blocked_streak == 1
+
+
 def test_listing_and_checks_are_remembered_for_the_recheck_policy(archive: Archive) -> None:
     archive.record_detail(capture(), CONTENT)
     listing = ListingPage((ListingItem(URL, CONTENT.title),))
@@ -162,6 +170,21 @@ def test_listing_and_checks_are_remembered_for_the_recheck_policy(archive: Archi
         T0 + 2 * HOUR,
         T0,
     )
+
+
+def test_only_one_daemon_may_hold_an_archive(archive: Archive, database_url: str) -> None:
+    other = Archive.open(database_url)
+    try:
+        with (
+            archive.exclusive_daemon(),
+            pytest.raises(ArchiveBusy, match="another `embassy-watch run`"),
+            other.exclusive_daemon(),
+        ):
+            pass
+        with other.exclusive_daemon():  # free again once the first has stopped
+            pass
+    finally:
+        other.close()
 
 
 def test_outbox_delivery_lifecycle(archive: Archive) -> None:

@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("baseline_done_at", sa.DateTime(), nullable=True),
         sa.Column("last_crawl_at", sa.DateTime(), nullable=True),
         sa.Column("last_success_at", sa.DateTime(), nullable=True),
+        sa.Column("blocked_streak", sa.Integer(), nullable=False),
         sa.Column("conditions", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("site", name=op.f("pk_site_state")),
     )

@@ -1,0 +1,68 @@
+"""Health alerts end to end: raised once, then a recovery message, through a real webhook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.receivers import WebhookSink, wait_until
+from tests.replica.site import Canned, ReplicaSite
+from tests.test_daemon import monitor_config
+
+PROBLEM = "Problem · 故障 (replica): "
+RECOVERED = "Recovered · 已恢复 (replica): "
+
+
+def test_a_theme_change_that_breaks_extraction_alerts_once_then_recovers(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    ew = monitor_config(tmp_path, sqlite_url, replica, [webhook.url()])
+    ew.crawl()
+    replica.truncate_details_at = 3000  # every statement page now unreadable
+    ew.crawl(expect=3)
+    ew.crawl(expect=3)
+    assert webhook.titles() == [PROBLEM + "extraction-failing"]
+    assert "24 of 24 statement pages could not be read" in webhook.posts[0]["message"]
+    replica.truncate_details_at = None
+    ew.crawl()
+    assert webhook.titles() == [PROBLEM + "extraction-failing", RECOVERED + "extraction-failing"]
+
+
+def test_being_refused_with_403_alerts_after_two_crawls_then_recovers(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    ew = monitor_config(tmp_path, sqlite_url, replica, [webhook.url()])
+    ew.crawl()
+    replica.serve("*", Canned(403, times=None))
+    ew.crawl(expect=1)
+    assert webhook.posts == []  # one refused crawl may be a blip
+    ew.crawl(expect=1)
+    assert webhook.titles() == [PROBLEM + "blocked"]
+    replica.clear_canned()
+    ew.crawl()
+    assert webhook.titles()[-1] == RECOVERED + "blocked"
+    statuses = {s["status"] for s in ew.json("statements")}
+    assert statuses == {"active"}  # refusals never count towards a take-down
+
+
+def test_an_empty_listing_alerts(webhook: WebhookSink, tmp_path: Path, sqlite_url: str) -> None:
+    empty = ReplicaSite([]).start()
+    try:
+        ew = monitor_config(tmp_path, sqlite_url, empty, [webhook.url()])
+        ew.crawl(expect=1)
+    finally:
+        empty.stop()
+    assert webhook.titles() == [PROBLEM + "listing-empty"]
+
+
+def test_no_successful_crawl_for_a_while_alerts_then_recovers(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    ew = monitor_config(tmp_path, sqlite_url, replica, [webhook.url()])
+    ew.config.write_text(ew.config.read_text().replace("stale_after = 1000", "stale_after = 2"))
+    replica.serve("*", Canned(503, times=None))
+    with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+        wait_until(lambda: webhook.with_title("no-successful-crawl"), what="the stale alert")
+        replica.clear_canned()
+        wait_until(lambda: webhook.with_title(RECOVERED), what="the recovery")
+        assert daemon.terminate() == 0
+    assert webhook.titles() == [PROBLEM + "no-successful-crawl", RECOVERED + "no-successful-crawl"]
