@@ -87,6 +87,8 @@ class CrawlSettings(_Section):
 class SiteSettings(_Section):
     name: str
     listing_urls: tuple[str, ...] = Field(min_length=1)
+    # Sitemaps (or sitemap indexes) whose <lastmod> hints that a statement changed.
+    sitemap_urls: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
 
     @field_validator("name")
@@ -96,7 +98,7 @@ class SiteSettings(_Section):
             raise ValueError("use lower-case letters, digits, '-' or '_'")
         return name
 
-    @field_validator("listing_urls")
+    @field_validator("listing_urls", "sitemap_urls")
     @classmethod
     def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
         for url in urls:

@@ -92,6 +92,7 @@ class Crawls:
                 crawler,
                 site=site.name,
                 listing_urls=site.listing_urls,
+                sitemap_urls=site.sitemap_urls,
                 allowed_hosts=site.hosts,
                 plan=plan,
                 max_listing_pages=crawl.max_listing_pages,

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Request, Response, TextResponse
+from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
 from crawler.extract import extract_listing, extract_statement, is_not_found_page
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 NON_REDIRECT_STATUSES = [*range(200, 300), *range(400, 600)]
 LISTING_PRIORITY = 100  # listing pages before the detail pages they reveal
 BLOCKED_STATUSES = (403, 429)
+SECOND = timedelta(seconds=1)
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 2048
 
@@ -67,6 +69,7 @@ class NewsSpider(scrapy.Spider):
         *,
         site: str,
         listing_urls: tuple[str, ...],
+        sitemap_urls: tuple[str, ...],
         allowed_hosts: frozenset[str],
         plan: CrawlPlan,
         max_listing_pages: int,
@@ -77,6 +80,7 @@ class NewsSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.site = site
         self.listing_urls = listing_urls
+        self.sitemap_urls = sitemap_urls
         self.allowed_hosts = set(allowed_hosts)
         self.plan = plan
         self.max_listing_pages = max_listing_pages
@@ -85,6 +89,8 @@ class NewsSpider(scrapy.Spider):
         self._listing_pages_requested = 0
         self._listed: set[str] = set()
         self._requested: set[str] = set()
+        self._hinted: set[str] = set()
+        self._sitemaps_requested = 0
         self._probed = False
 
     @classmethod
@@ -99,6 +105,51 @@ class NewsSpider(scrapy.Spider):
             request = self._listing_request(url, first=True)
             if request is not None:
                 yield request
+        for url in self.sitemap_urls:
+            yield self._sitemap_request(url)
+
+    def _sitemap_request(self, url: str) -> Request:
+        self._sitemaps_requested += 1
+        return Request(
+            url,
+            callback=self.parse_sitemap,
+            errback=self.sitemap_failed,
+            priority=LISTING_PRIORITY,
+            meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES, "dont_retry": True},
+        )
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        """Note archived statements whose <lastmod> is newer than our last read of them."""
+        if response.status != 200:
+            self.report.hint_errors.append(f"{response.url}: HTTP {response.status}")
+            return
+        try:
+            sitemap = Sitemap(response.body)
+            entries = list(sitemap)
+        except Exception as error:  # lxml refuses what is not XML
+            self.report.hint_errors.append(f"{response.url}: not a sitemap ({error})")
+            return
+        if sitemap.type == "sitemapindex":
+            for entry in entries:
+                loc = str(entry.get("loc", ""))
+                if (
+                    self._allowed(loc)
+                    and "post-sitemap" in loc
+                    and self._sitemaps_requested < self.max_listing_pages
+                ):
+                    yield self._sitemap_request(loc)
+            return
+        for entry in entries:
+            url = normalise_url(str(entry.get("loc", "")))
+            checked = self.plan.last_checked.get(url)
+            modified = _parse_lastmod(str(entry.get("lastmod", "")))
+            # lastmod has whole seconds: an edit in the second of our last read still counts.
+            if checked is not None and modified is not None and modified + SECOND > checked:
+                self._hinted.add(url)
+
+    def sitemap_failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        self.report.hint_errors.append(f"{request.url}: {_describe(failure)}")
 
     def _probe_unlisted(self) -> None:
         """Once the listing is read: fetch the archived statements it did not show.
@@ -111,10 +162,15 @@ class NewsSpider(scrapy.Spider):
         self._probed = True
         listing_read = self.report.listing_pages > 0 and not self.report.listing_errors
         dropped = self.plan.recently_listed - self._listed if listing_read else frozenset()
-        probes = sorted((self.plan.due | dropped) - self._listed - self._requested)
+        hinted = self._hinted - self._requested
+        self.report.sitemap_hints = len(hinted)
+        probes = sorted((self.plan.due - self._listed) | dropped | hinted)
         for url in probes:
-            request = self._detail_request(url, unlisted=listing_read)
+            if url in self._requested:
+                continue
+            request = self._detail_request(url, unlisted=listing_read and url not in self._listed)
             self.crawler.engine.crawl(request)
+        self.report.statements_skipped = len(self._listed - self._requested)
         if probes:
             raise DontCloseSpider
 
@@ -171,8 +227,6 @@ class NewsSpider(scrapy.Spider):
                 continue
             if self._worth_fetching(item.url, item.title):
                 yield self._detail_request(item.url)
-            else:
-                self.report.statements_skipped += 1
         for next_url in page.next_urls:
             if self._allowed(next_url) and on_site:
                 request = self._listing_request(next_url, first=False)
@@ -379,6 +433,14 @@ def _retry_after_seconds(response: Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _parse_lastmod(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _text(response: Response) -> str:

@@ -251,6 +251,8 @@ def _print_report(report: CrawlReport) -> None:
     hidden = len(report.problems) - MAX_PROBLEMS_SHOWN
     if hidden > 0:
         click.echo(f"  ... and {hidden} more problems", err=True)
+    for hint_error in report.hint_errors[:3]:
+        click.echo(f"  sitemap not read (a hint only): {hint_error}", err=True)
     click.echo(report.summary_line())
 
 

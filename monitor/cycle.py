@@ -48,6 +48,7 @@ def recheck_plan(known: list[KnownStatement], now: datetime, settings: Settings)
         known_titles={statement.url: statement.title for statement in known},
         due=frozenset(due),
         recently_listed=_recently_listed(known, now, schedule.interval),
+        last_checked={s.url: s.last_checked_at for s in known if s.last_checked_at is not None},
     )
 
 

@@ -130,3 +130,30 @@ def test_a_second_listing_crawl_fetches_nothing_that_is_not_due(
         wait_until(lambda: webhook.posts, what="the alert")
         assert daemon.terminate() == 0
     assert webhook.titles() == [f"Changed · 已修改 (title): {retitled}"]
+
+
+def test_a_sitemap_lastmod_hint_catches_an_edit_that_is_not_due(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    ew = monitor_config(
+        tmp_path, sqlite_url, replica, [webhook.url()], interval="1s", recheck={"3h": "1h"}
+    )
+    log = tmp_path / "daemon.log"
+    target = replica.statements[4]
+    with ew.start_daemon(log) as daemon:
+        daemon.wait_for_log("replica: done")
+        replica.edit(target.slug, paragraphs=[*target.paragraphs, "新增的一段。"])
+        daemon.wait_for_log("replica: done", count=4)
+        assert webhook.posts == []  # not due, same listing title: without hints, not yet seen
+        assert daemon.terminate() == 0
+
+    config = ew.config.read_text()
+    sitemap = f'sitemap_urls = ["{replica.url("/sitemap_index.xml")}"]\n'
+    ew.config.write_text(config.replace("listing_urls = ", sitemap + "listing_urls = "))
+    with ew.start_daemon(log) as daemon:
+        wait_until(lambda: webhook.posts, what="the alert found through the sitemap")
+        daemon.wait_for_log("1 on sitemap hints")
+        assert daemon.terminate() == 0
+    assert webhook.titles() == [f"Changed · 已修改 (body): {target.title}"]
+    assert "{+新增的一段。+}" in webhook.posts[0]["message"]
+    assert replica.count("/post-sitemap.xml") >= 1

@@ -190,6 +190,13 @@ class ReplicaSite:
             return 301, {"Location": self.redirects[path]}, b""
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain"}, self.robots_txt.encode()
+        if path in ("/sitemap_index.xml", "/post-sitemap.xml"):
+            with self._lock:
+                statements = list(self.statements)
+            xml = (
+                self._sitemap_index() if path == "/sitemap_index.xml" else self._sitemap(statements)
+            )
+            return 200, {"Content-Type": "application/xml; charset=UTF-8"}, xml.encode()
         with self._lock:
             statements = list(self.statements)
         page = _listing_page_number(path)
@@ -200,6 +207,23 @@ class ReplicaSite:
                 return self._detail(statement)
         status = 200 if self.soft_404 else 404
         return status, self._html_headers(), self._encode(render_not_found(self))
+
+    def _sitemap_index(self) -> str:
+        """Yoast's index: the post sitemap (the one with statements) and another."""
+        entries = "".join(
+            f"<sitemap><loc>{self.url(path)}</loc></sitemap>"
+            for path in ("/post-sitemap.xml", "/page-sitemap.xml")
+        )
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?>{_SITEMAP_INDEX_OPEN}{entries}</sitemapindex>'
+        )
+
+    def _sitemap(self, statements: list[Statement]) -> str:
+        entries = "".join(
+            f"<url><loc>{self.url(s.path)}</loc><lastmod>{s.modified or s.published}</lastmod></url>"
+            for s in statements
+        )
+        return f'<?xml version="1.0" encoding="UTF-8"?>{_URLSET_OPEN}{entries}</urlset>'
 
     def _listing(self, statements: list[Statement], page: int) -> tuple[int, dict[str, str], bytes]:
         chunk = statements[(page - 1) * self.per_page : page * self.per_page]
@@ -224,6 +248,11 @@ class ReplicaSite:
 
     def _encode(self, html: str) -> bytes:
         return html.encode(self.charset, errors="xmlcharrefreplace")
+
+
+_SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+_SITEMAP_INDEX_OPEN = f'<sitemapindex xmlns="{_SITEMAP_NS}">'
+_URLSET_OPEN = f'<urlset xmlns="{_SITEMAP_NS}">'
 
 
 def _listing_page_number(path: str) -> int | None:
