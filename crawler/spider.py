@@ -245,14 +245,12 @@ class NewsSpider(scrapy.Spider):
         if response.status in BLOCKED_STATUSES:
             self.report.blocked_responses += 1
         extraction: StatementContent | ExtractionFailure | None = None
-        if response.status == 200:
-            if self._soft_404(response):
-                yield DetailFetched(replace(capture, soft_404=True), None, unlisted)
-                return
-            if isinstance(response, TextResponse):
-                extraction = extract_statement(_text(response), response.url)
-            else:
-                extraction = ExtractionFailure("not an HTML page")
+        if response.status == 200 and self._soft_404(response):
+            capture = replace(capture, soft_404=True)
+        elif response.status == 200 and isinstance(response, TextResponse):
+            extraction = extract_statement(_text(response), response.url)
+        elif response.status == 200:
+            extraction = ExtractionFailure("not an HTML page")
         yield DetailFetched(capture, extraction, unlisted)
 
     def _soft_404(self, response: Response) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -171,6 +172,11 @@ def run_daemon(app: App) -> None:
     )
     reactor.callWhenRunning(daemon.start)
     reactor.run(installSignalHandlers=True)
+    if daemon.delivery is not None and not daemon.delivery.done():
+        # A send is hung past its grace period; Python would wait for its thread at exit.
+        # Its outbox row stays claimed and is retried after the lease: nothing is lost.
+        logging.shutdown()
+        os._exit(0)
 
 
 def _duration(seconds: float) -> str:

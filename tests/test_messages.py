@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -132,3 +133,33 @@ def test_a_new_statement_shows_an_excerpt_not_a_diff() -> None:
         excerpt="美国正式重新加入。",
     )
     assert "美国正式重新加入。" in message.body and "[-" not in message.body
+
+
+def test_a_slack_alert_carries_the_marked_diff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack cannot be reached from here: its HTTP call is captured instead (tech-notes 5)."""
+    import requests
+
+    from monitor.notify import make_targets, send_with_apprise
+
+    sent: list[dict[str, object]] = []
+
+    def capture(method: str, url: str, **kwargs: object) -> requests.Response:
+        sent.append({"url": url, "data": kwargs.get("data")})
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b"ok"
+        return response
+
+    monkeypatch.setattr(requests, "request", capture)
+    (target,) = make_targets(["slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#statements"])
+    assert target.format is Format.MARKDOWN
+    message = render(event(), diff_statements(OLD, NEW), target.format, target.max_length)
+    assert send_with_apprise(target, message, EventKind.CHANGED) is None
+    (call,) = sent
+    assert str(call["url"]).startswith("https://hooks.slack.com/services/T1JJ3T3L2/")
+    payload = json.loads(str(call["data"]))
+    (attachment,) = payload["attachments"]
+    assert payload["channel"] == "#statements"
+    assert attachment["title"] == "Changed · 已修改 (body): 关于人权问题的声明"
+    assert "美国对此表示*严重*关切。" in attachment["text"]  # Markdown bold, as Slack writes it
+    assert "revision 1 → 2" in attachment["text"]
