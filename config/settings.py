@@ -87,8 +87,10 @@ class CrawlSettings(_Section):
 class SiteSettings(_Section):
     name: str
     listing_urls: tuple[str, ...] = Field(min_length=1)
-    # Sitemaps (or sitemap indexes) whose <lastmod> hints that a statement changed.
+    # Where the site says what changed: sitemaps (<lastmod>) and WordPress REST post lists
+    # (`modified_gmt`). Hints only make a statement be read sooner.
     sitemap_urls: tuple[str, ...] = ()
+    rest_urls: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
 
     @field_validator("name")
@@ -98,7 +100,7 @@ class SiteSettings(_Section):
             raise ValueError("use lower-case letters, digits, '-' or '_'")
         return name
 
-    @field_validator("listing_urls", "sitemap_urls")
+    @field_validator("listing_urls", "sitemap_urls", "rest_urls")
     @classmethod
     def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
         for url in urls:

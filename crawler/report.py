@@ -62,8 +62,8 @@ class CrawlReport:
     statements_listed: int = 0
     statements_skipped: int = 0  # listed, archived, not due and unchanged in the listing
     blocked_responses: int = 0  # 403 and 429 answers: the site may be refusing us
-    sitemap_hints: int = 0  # statements re-read because a sitemap's lastmod is newer
-    hint_errors: list[str] = field(default_factory=list)  # sitemaps unread: hints only, no failure
+    hinted: int = 0  # statements re-read because a sitemap or the REST API says they changed
+    hint_errors: list[str] = field(default_factory=list)  # hint sources unread: no failure
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     listing_errors: list[str] = field(default_factory=list)
     fetch_errors: list[str] = field(default_factory=list)
@@ -111,7 +111,7 @@ class CrawlReport:
             f"{self.site}: {state} in {seconds:.1f}s: {self.listing_pages} listing pages, "
             f"{self.statements_listed} statements listed, {self.statements_fetched} fetched"
             f"{f' ({self.statements_skipped} not due)' if self.statements_skipped else ''}"
-            f"{f', {self.sitemap_hints} on sitemap hints' if self.sitemap_hints else ''}"
+            f"{f', {self.hinted} on the site hints' if self.hinted else ''}"
             f"{' (' + counts + ')' if counts else ''}; "
             f"{len(self.listing_errors)} listing errors, {len(self.fetch_errors)} fetch errors, "
             f"{len(self.extraction_failures)} extraction failures"

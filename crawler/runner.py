@@ -93,6 +93,7 @@ class Crawls:
                 site=site.name,
                 listing_urls=site.listing_urls,
                 sitemap_urls=site.sitemap_urls,
+                rest_urls=site.rest_urls,
                 allowed_hosts=site.hosts,
                 plan=plan,
                 max_listing_pages=crawl.max_listing_pages,

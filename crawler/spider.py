@@ -6,6 +6,7 @@ Nothing outside `crawler/` imports Scrapy; callers use `crawler.runner.Crawls`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 NON_REDIRECT_STATUSES = [*range(200, 300), *range(400, 600)]
 LISTING_PRIORITY = 100  # listing pages before the detail pages they reveal
 BLOCKED_STATUSES = (403, 429)
+MAX_REST_POSTS = 1000
 SECOND = timedelta(seconds=1)
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 2048
@@ -70,6 +72,7 @@ class NewsSpider(scrapy.Spider):
         site: str,
         listing_urls: tuple[str, ...],
         sitemap_urls: tuple[str, ...],
+        rest_urls: tuple[str, ...],
         allowed_hosts: frozenset[str],
         plan: CrawlPlan,
         max_listing_pages: int,
@@ -81,6 +84,7 @@ class NewsSpider(scrapy.Spider):
         self.site = site
         self.listing_urls = listing_urls
         self.sitemap_urls = sitemap_urls
+        self.rest_urls = rest_urls
         self.allowed_hosts = set(allowed_hosts)
         self.plan = plan
         self.max_listing_pages = max_listing_pages
@@ -90,7 +94,7 @@ class NewsSpider(scrapy.Spider):
         self._listed: set[str] = set()
         self._requested: set[str] = set()
         self._hinted: set[str] = set()
-        self._sitemaps_requested = 0
+        self._hint_pages_requested = 0
         self._probed = False
 
     @classmethod
@@ -106,22 +110,25 @@ class NewsSpider(scrapy.Spider):
             if request is not None:
                 yield request
         for url in self.sitemap_urls:
-            yield self._sitemap_request(url)
+            yield self._hint_request(url, self.parse_sitemap)
+        for url in self.rest_urls:
+            yield self._hint_request(url, self.parse_rest_posts)
 
-    def _sitemap_request(self, url: str) -> Request:
-        self._sitemaps_requested += 1
+    # -- hints: the site saying a statement changed since we last read it ------------------
+
+    def _hint_request(self, url: str, callback: Any) -> Request:
+        self._hint_pages_requested += 1
         return Request(
             url,
-            callback=self.parse_sitemap,
-            errback=self.sitemap_failed,
+            callback=callback,
+            errback=self.hint_failed,
             priority=LISTING_PRIORITY,
             meta={"handle_httpstatus_list": NON_REDIRECT_STATUSES, "dont_retry": True},
         )
 
     def parse_sitemap(self, response: Response) -> Iterator[Request]:
-        """Note archived statements whose <lastmod> is newer than our last read of them."""
-        if response.status != 200:
-            self.report.hint_errors.append(f"{response.url}: HTTP {response.status}")
+        """Yoast sitemaps: an index pointing at post-sitemap*.xml, each <url> with <lastmod>."""
+        if not self._hint_readable(response):
             return
         try:
             sitemap = Sitemap(response.body)
@@ -132,24 +139,47 @@ class NewsSpider(scrapy.Spider):
         if sitemap.type == "sitemapindex":
             for entry in entries:
                 loc = str(entry.get("loc", ""))
-                if (
-                    self._allowed(loc)
-                    and "post-sitemap" in loc
-                    and self._sitemaps_requested < self.max_listing_pages
-                ):
-                    yield self._sitemap_request(loc)
+                if self._allowed(loc) and "post-sitemap" in loc and self._more_hint_pages():
+                    yield self._hint_request(loc, self.parse_sitemap)
             return
         for entry in entries:
-            url = normalise_url(str(entry.get("loc", "")))
-            checked = self.plan.last_checked.get(url)
-            modified = _parse_lastmod(str(entry.get("lastmod", "")))
-            # lastmod has whole seconds: an edit in the second of our last read still counts.
-            if checked is not None and modified is not None and modified + SECOND > checked:
-                self._hinted.add(url)
+            self._note_modified(str(entry.get("loc", "")), str(entry.get("lastmod", "")))
 
-    def sitemap_failed(self, failure: Failure) -> None:
+    def parse_rest_posts(self, response: Response) -> None:
+        """WordPress REST `/wp-json/wp/v2/posts`: a JSON list of posts with `modified_gmt`."""
+        if not self._hint_readable(response):
+            return
+        try:
+            posts = json.loads(response.body)
+        except ValueError:
+            posts = None
+        if not isinstance(posts, list):
+            self.report.hint_errors.append(f"{response.url}: not a WordPress posts list")
+            return
+        for post in posts[:MAX_REST_POSTS]:
+            if isinstance(post, dict):
+                self._note_modified(str(post.get("link", "")), str(post.get("modified_gmt", "")))
+
+    def hint_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         self.report.hint_errors.append(f"{request.url}: {_describe(failure)}")
+
+    def _hint_readable(self, response: Response) -> bool:
+        if response.status != 200:
+            self.report.hint_errors.append(f"{response.url}: HTTP {response.status}")
+        return response.status == 200
+
+    def _more_hint_pages(self) -> bool:
+        return self._hint_pages_requested < self.max_listing_pages
+
+    def _note_modified(self, url: str, modified_text: str) -> None:
+        """An archived statement modified after our last read of it is read in this crawl."""
+        url = normalise_url(url)
+        checked = self.plan.last_checked.get(url)
+        modified = _parse_site_time(modified_text)
+        # These times have whole seconds: an edit in the second of our last read still counts.
+        if checked is not None and modified is not None and modified + SECOND > checked:
+            self._hinted.add(url)
 
     def _probe_unlisted(self) -> None:
         """Once the listing is read: fetch the archived statements it did not show.
@@ -163,7 +193,7 @@ class NewsSpider(scrapy.Spider):
         listing_read = self.report.listing_pages > 0 and not self.report.listing_errors
         dropped = self.plan.recently_listed - self._listed if listing_read else frozenset()
         hinted = self._hinted - self._requested
-        self.report.sitemap_hints = len(hinted)
+        self.report.hinted = len(hinted)
         probes = sorted((self.plan.due - self._listed) | dropped | hinted)
         for url in probes:
             if url in self._requested:
@@ -433,7 +463,8 @@ def _retry_after_seconds(response: Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _parse_lastmod(value: str) -> datetime | None:
+def _parse_site_time(value: str) -> datetime | None:
+    """A sitemap lastmod (with offset) or a REST modified_gmt (UTC, no offset)."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:

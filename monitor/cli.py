@@ -241,8 +241,9 @@ def _log_progress(quiet: bool) -> None:
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     for noisy in ("scrapy", "twisted", "py.warnings", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # apprise's own lines repeat what our one line per delivery says (its reason included).
-    logging.getLogger("apprise").setLevel(logging.CRITICAL)
+    # apprise's own lines repeat what our one line per delivery says (its reason included);
+    # its level stays as it is, or the reasons it records for each send would be lost too.
+    logging.getLogger("apprise").propagate = False
 
 
 def _print_report(report: CrawlReport) -> None:
@@ -252,7 +253,7 @@ def _print_report(report: CrawlReport) -> None:
     if hidden > 0:
         click.echo(f"  ... and {hidden} more problems", err=True)
     for hint_error in report.hint_errors[:3]:
-        click.echo(f"  sitemap not read (a hint only): {hint_error}", err=True)
+        click.echo(f"  hint source not read: {hint_error}", err=True)
     click.echo(report.summary_line())
 
 

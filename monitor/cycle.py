@@ -11,7 +11,7 @@ from config import Settings, SiteSettings
 from crawler.report import CrawlPlan, CrawlReport
 from crawler.runner import Crawls
 from monitor.health import judge, looks_blocked
-from storage.archive import Archive
+from storage.archive import MISSING, Archive
 from storage.records import (
     Capture,
     EventPolicy,
@@ -31,13 +31,14 @@ def recheck_plan(known: list[KnownStatement], now: datetime, settings: Settings)
     """Which archived statements to re-read now, by how long ago each last changed.
 
     A statement is due when its re-check period has passed (less half a cycle, so
-    that a period equal to the cycle does not slip to every other cycle).
+    that a period equal to the cycle does not slip to every other cycle), and every
+    cycle while its page is missing, so that a take-down is concluded in K cycles.
     """
     schedule = settings.schedule
     slack = timedelta(seconds=schedule.interval / 2)
     due = set()
     for statement in known:
-        if statement.last_checked_at is None:
+        if statement.last_checked_at is None or statement.status == MISSING:
             due.add(statement.url)
             continue
         age = (now - statement.last_changed_at).total_seconds()

@@ -97,7 +97,7 @@ class Daemon:
         for problem in report.problems[:10]:
             log.warning("%s: %s", site.name, problem)
         for hint_error in report.hint_errors[:3]:
-            log.warning("%s: sitemap not read (a hint only): %s", site.name, hint_error)
+            log.warning("%s: hint source not read: %s", site.name, hint_error)
         log.info("%s", report.summary_line())
         took = (report.finished_at or report.started_at) - report.started_at
         if took.total_seconds() > self.app.settings.schedule.interval:

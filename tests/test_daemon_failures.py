@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from storage.records import DeliveryStatus
 from tests.receivers import MailServer, WebhookSink, wait_until
@@ -71,13 +72,15 @@ def test_alerts_refused_for_three_cycles_are_all_delivered_once_it_recovers(
         start = cycles(daemon.output())
         wait_until(lambda: cycles(daemon.output()) >= start + 3, what="three cycles")
         wait_until(lambda: mail_server.refused >= 3, what="three refusals")
-        pending = ew.json("outbox", "--status", "pending")["deliveries"]
-        assert {row["event"]["title"] for row in pending} == {
-            statement(1).title,
-            statement(2).title,
-        }
+
+        def both_tried_and_pending() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = ew.json("outbox", "--status", "pending")["deliveries"]
+            return rows if len(rows) == 2 and all(row["attempts"] >= 1 for row in rows) else []
+
+        pending = wait_until(both_tried_and_pending, what="both mails tried, still pending")
+        titles = {row["event"]["title"] for row in pending}
+        assert titles == {statement(1).title, statement(2).title}
         assert all("newsroom@example.org" in (row["last_error"] or "") for row in pending)
-        assert all(row["attempts"] >= 1 for row in pending)
 
         mail_server.refusing = False
         wait_until(lambda: len(mail_server.mails) == 2, what="both mails after recovery")

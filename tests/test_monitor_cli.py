@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import EmbassyWatch
 from tests.receivers import MailServer, WebhookSink, wait_until
 from tests.replica.site import ReplicaSite, Statement
@@ -132,8 +134,23 @@ def test_a_second_listing_crawl_fetches_nothing_that_is_not_due(
     assert webhook.titles() == [f"Changed · 已修改 (title): {retitled}"]
 
 
-def test_a_sitemap_lastmod_hint_catches_an_edit_that_is_not_due(
-    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+@pytest.mark.parametrize(
+    ("setting", "path"),
+    [
+        ("sitemap_urls", "/sitemap_index.xml"),
+        (
+            "rest_urls",
+            "/wp-json/wp/v2/posts?orderby=modified&per_page=100&_fields=link,modified_gmt",
+        ),
+    ],
+)
+def test_a_hint_from_the_site_catches_an_edit_that_is_not_due(
+    setting: str,
+    path: str,
+    replica: ReplicaSite,
+    webhook: WebhookSink,
+    tmp_path: Path,
+    sqlite_url: str,
 ) -> None:
     ew = monitor_config(
         tmp_path, sqlite_url, replica, [webhook.url()], interval="1s", recheck={"3h": "1h"}
@@ -148,12 +165,12 @@ def test_a_sitemap_lastmod_hint_catches_an_edit_that_is_not_due(
         assert daemon.terminate() == 0
 
     config = ew.config.read_text()
-    sitemap = f'sitemap_urls = ["{replica.url("/sitemap_index.xml")}"]\n'
-    ew.config.write_text(config.replace("listing_urls = ", sitemap + "listing_urls = "))
+    hint = f'{setting} = ["{replica.url(path)}"]\n'
+    ew.config.write_text(config.replace("listing_urls = ", hint + "listing_urls = "))
     with ew.start_daemon(log) as daemon:
-        wait_until(lambda: webhook.posts, what="the alert found through the sitemap")
-        daemon.wait_for_log("1 on sitemap hints")
+        wait_until(lambda: webhook.posts, what="the alert found through the hint")
+        daemon.wait_for_log("1 on the site hints")
         assert daemon.terminate() == 0
     assert webhook.titles() == [f"Changed · 已修改 (body): {target.title}"]
     assert "{+新增的一段。+}" in webhook.posts[0]["message"]
-    assert replica.count("/post-sitemap.xml") >= 1
+    assert replica.count("/post-sitemap.xml" if setting == "sitemap_urls" else "/wp-json/") >= 1

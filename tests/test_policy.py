@@ -28,13 +28,16 @@ SETTINGS = Settings.model_validate(
 
 
 def known(
-    changed_ago: timedelta, checked_ago: timedelta | None, listed_ago: timedelta | None = None
+    changed_ago: timedelta,
+    checked_ago: timedelta | None,
+    listed_ago: timedelta | None = None,
+    status: str = "active",
 ) -> KnownStatement:
     return KnownStatement(
         id=1,
         url="u",
         title="t",
-        status="active",
+        status=status,
         first_seen_at=NOW - changed_ago,
         last_changed_at=NOW - changed_ago,
         last_checked_at=NOW - checked_ago if checked_ago is not None else None,
@@ -62,6 +65,13 @@ def test_statements_are_due_by_how_recently_they_changed(
 ) -> None:
     plan = recheck_plan([known(changed_ago, checked_ago)], NOW, SETTINGS)
     assert ("u" in plan.due) is due
+
+
+def test_a_missing_statement_is_read_every_cycle_until_its_removal_is_concluded() -> None:
+    plan = recheck_plan([known(400 * D, timedelta(minutes=15), status="missing")], NOW, SETTINGS)
+    assert plan.due == {"u"}
+    removed = recheck_plan([known(400 * D, timedelta(minutes=15), status="removed")], NOW, SETTINGS)
+    assert removed.due == frozenset()  # concluded: back to the slow floor (to see it reappear)
 
 
 def test_statements_listed_lately_are_remembered_to_catch_them_dropping_off() -> None:

@@ -197,6 +197,10 @@ class ReplicaSite:
                 self._sitemap_index() if path == "/sitemap_index.xml" else self._sitemap(statements)
             )
             return 200, {"Content-Type": "application/xml; charset=UTF-8"}, xml.encode()
+        if path == "/wp-json/wp/v2/posts":
+            with self._lock:
+                statements = list(self.statements)
+            return 200, {"Content-Type": "application/json"}, self._rest_posts(statements)
         with self._lock:
             statements = list(self.statements)
         page = _listing_page_number(path)
@@ -224,6 +228,20 @@ class ReplicaSite:
             for s in statements
         )
         return f'<?xml version="1.0" encoding="UTF-8"?>{_URLSET_OPEN}{entries}</urlset>'
+
+    def _rest_posts(self, statements: list[Statement]) -> bytes:
+        """`/wp-json/wp/v2/posts?orderby=modified`: times in UTC without an offset."""
+        posts = [
+            {
+                "id": s.post_id,
+                "link": self.url(s.path),
+                "modified_gmt": (s.modified or s.published).removesuffix("+00:00"),
+                "title": {"rendered": s.title},
+            }
+            for s in statements
+        ]
+        posts.sort(key=lambda post: str(post["modified_gmt"]), reverse=True)
+        return json.dumps(posts, ensure_ascii=False).encode()
 
     def _listing(self, statements: list[Statement], page: int) -> tuple[int, dict[str, str], bytes]:
         chunk = statements[(page - 1) * self.per_page : page * self.per_page]
