@@ -112,6 +112,7 @@ def memory(cycles: int) -> list[tuple[int, int]]:
             for done in range(step, cycles + 1, step):
                 daemon.wait_for_log(DONE, count=done, timeout=600)
                 points.append((done, rss_kib(daemon.process.pid)))
+                print(f"  (cycle {done}: RSS {points[-1][1] / 1024:.1f} MiB)", flush=True)
             daemon.terminate()
     replica.stop()
     mail.stop()
@@ -127,11 +128,12 @@ def main() -> None:
         f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
     )
 
-    samples = latency(args.latency_samples)
-    print("\n| statement appears -> e-mail arrives (30 s interval) | seconds |")
-    print("|---|---|")
-    print(f"| median of {len(samples)} | {sorted(samples)[len(samples) // 2]:.1f} |")
-    print(f"| worst | {max(samples):.1f} |")
+    if args.latency_samples:
+        samples = latency(args.latency_samples)
+        print("\n| statement appears -> e-mail arrives (30 s interval) | seconds |")
+        print("|---|---|")
+        print(f"| median of {len(samples)} | {sorted(samples)[len(samples) // 2]:.1f} |")
+        print(f"| worst | {max(samples):.1f} |")
 
     print("\n| idle cycle, 24 statements | requests | archive growth (bytes) |")
     print("|---|---|---|")

@@ -182,10 +182,11 @@ class NewsSpider(scrapy.Spider):
             self._hinted.add(url)
 
     def _probe_unlisted(self) -> None:
-        """Once the listing is read: fetch the archived statements it did not show.
+        """Once the listing and the hint sources are read: fetch what they did not lead to.
 
-        Waiting for the whole listing is what lets a fetch say "unlisted", which a
-        take-down needs; a statement that just dropped off the listing is checked now.
+        That is archived statements that are due but unlisted, that just dropped off the
+        listing, or that a hint says changed. Waiting for the whole listing is what lets
+        a fetch say "unlisted", which a take-down needs.
         """
         if self._probed:
             return
@@ -194,10 +195,8 @@ class NewsSpider(scrapy.Spider):
         dropped = self.plan.recently_listed - self._listed if listing_read else frozenset()
         hinted = self._hinted - self._requested
         self.report.hinted = len(hinted)
-        probes = sorted((self.plan.due - self._listed) | dropped | hinted)
+        probes = sorted(((self.plan.due - self._listed) | dropped | hinted) - self._requested)
         for url in probes:
-            if url in self._requested:
-                continue
             request = self._detail_request(url, unlisted=listing_read and url not in self._listed)
             self.crawler.engine.crawl(request)
         self.report.statements_skipped = len(self._listed - self._requested)

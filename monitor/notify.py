@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 import apprise
 
@@ -88,10 +87,6 @@ def _label(masked_url: str) -> str:
     return masked_url.split("?", 1)[0]
 
 
-class Sender(Protocol):
-    def __call__(self, target: Target, message: Message, kind: EventKind | None) -> str | None: ...
-
-
 @dataclass(frozen=True)
 class SendResult:
     target: Target
@@ -136,17 +131,15 @@ class Dispatcher:
         archive: Archive,
         targets: tuple[Target, ...],
         settings: NotifySettings,
-        send: Sender | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.archive = archive
         self.targets = {target.key: target for target in targets}
         self.settings = settings
-        self.send = send or self._send
         self.clock = clock
         self.stopping = threading.Event()
 
-    def _send(self, target: Target, message: Message, kind: EventKind | None) -> str | None:
+    def send(self, target: Target, message: Message, kind: EventKind | None) -> str | None:
         return send_with_apprise(target, message, kind, self.settings.timeout)
 
     def deliver_due(self) -> Round:
