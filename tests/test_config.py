@@ -68,6 +68,12 @@ def test_config_file_found_in_the_working_directory(
         ("[crawl\n", {}, "not valid TOML"),
         ("", {"EMBASSY_WATCH_CRAWL_DELAY": "never"}, "crawl.delay"),
         ("", {"EMBASSY_WATCH_COLOUR": "blue"}, "unknown environment variable EMBASSY_WATCH_COLOUR"),
+        ("[schedule]\ninterval = '0.5s'\n", {}, "schedule.interval"),
+        ("[schedule]\nrecheck = { '3 hours' = '1h' }\n", {}, "schedule.recheck"),
+        ("[schedule]\nremoval_after = 0\n", {}, "schedule.removal_after"),
+        ("[notify]\nurl = 'mailto://x'\n", {}, "unknown setting notify.url"),
+        ("", {"EMBASSY_WATCH_NOTIFY_DIGEST": "maybe"}, "notify.digest"),
+        ("[health]\nextraction_failure_ratio = 2\n", {}, "health.extraction_failure_ratio"),
     ],
 )
 def test_bad_configuration_is_refused_in_one_line(
@@ -77,6 +83,30 @@ def test_bad_configuration_is_refused_in_one_line(
         load_settings(write(tmp_path, text), environ=environ)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_monitor_settings_from_file_and_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[schedule]\ninterval = '5m'\nrecheck = { '1d' = '2h' }\n"
+        "[notify]\nurls = ['mailto://a@example.org']\n",
+    )
+    settings = load_settings(
+        path,
+        environ={
+            "EMBASSY_WATCH_NOTIFY_URLS": "json://127.0.0.1/a  mailto://127.0.0.1?to=x@example.org,y@example.org",
+            "EMBASSY_WATCH_SCHEDULE_REMOVAL_AFTER": "3",
+            "EMBASSY_WATCH_HEALTH_STALE_AFTER": "5",
+        },
+    )
+    assert settings.schedule.interval == 300 and settings.schedule.removal_after == 3
+    assert settings.notify.urls == (
+        "json://127.0.0.1/a",
+        "mailto://127.0.0.1?to=x@example.org,y@example.org",
+    )
+    assert settings.health.stale_after == 5
+    assert settings.schedule.recheck_every(3600) == 7200  # under a day: every 2 hours
+    assert settings.schedule.recheck_every(30 * 86400) == settings.schedule.recheck_floor
 
 
 def test_duplicate_site_names_are_refused(tmp_path: Path) -> None:

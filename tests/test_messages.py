@@ -163,3 +163,16 @@ def test_a_slack_alert_carries_the_marked_diff(monkeypatch: pytest.MonkeyPatch) 
     assert attachment["title"] == "Changed · 已修改 (body): 关于人权问题的声明"
     assert "美国对此表示*严重*关切。" in attachment["text"]  # Markdown bold, as Slack writes it
     assert "revision 1 → 2" in attachment["text"]
+
+    # Scraped text cannot ping a channel or forge a link in Slack.
+    hostile = StatementContent(
+        url=URL, title="<!channel>", body=NEW.body + "<!here> <https://evil.example|官方链接>"
+    )
+    message = render(
+        event(title="<!channel>"), diff_statements(OLD, hostile), target.format, target.max_length
+    )
+    assert send_with_apprise(target, message, EventKind.CHANGED) is None
+    payload = json.loads(str(sent[-1]["data"]))
+    text = payload["attachments"][0]["text"] + payload["attachments"][0]["title"]
+    assert "<!" not in text and "<https://evil" not in text
+    assert "&lt;!here&gt;" in text and "&lt;!channel&gt;" in text
