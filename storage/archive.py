@@ -38,10 +38,12 @@ from storage.records import (
     RecordResult,
     Revision,
     RevisionSummary,
+    SearchResults,
     SiteState,
     StatementContent,
     StatementSummary,
 )
+from storage.search import search as search_revisions
 
 # pg_try_advisory_lock key held by the one daemon allowed per database ("embw").
 DAEMON_LOCK_KEY = 0x656D6277
@@ -590,6 +592,11 @@ class Archive:
         with self._reading() as session:
             row = session.scalar(query.order_by(models.Revision.number.desc()).limit(1))
             return _revision(row) if row else None
+
+    def search(self, query: str, *, limit: int = 20, offset: int = 0) -> SearchResults:
+        """Every revision whose title or body contains `query` (any length, Chinese too)."""
+        with self._reading() as session:
+            return search_revisions(session, query, limit, offset)
 
     def raw_body(self, sha256: str) -> bytes | None:
         with self._reading() as session:

@@ -227,3 +227,25 @@ class SiteState:
     last_success_at: datetime | None = None
     blocked_streak: int = 0
     conditions: tuple[HealthCondition, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A revision containing the query, with the text around its first occurrence."""
+
+    statement_id: int
+    revision: int
+    observed_at: datetime
+    url: str
+    title: str
+    field: str  # "title" or "body": where the snippet comes from
+    before: str
+    match: str
+    after: str
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    query: str
+    total: int
+    hits: tuple[SearchHit, ...]
