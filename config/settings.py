@@ -175,6 +175,11 @@ class HealthSettings(_Section):
     extraction_failure_ratio: float = Field(default=0.5, gt=0, le=1)
 
 
+class ServeSettings(_Section):
+    host: str = Field(default="127.0.0.1", description="address `serve` listens on")
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
 def _default_sites() -> tuple[SiteSettings, ...]:
     return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,)),)
 
@@ -185,6 +190,7 @@ class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     notify: NotifySettings = NotifySettings()
     health: HealthSettings = HealthSettings()
+    serve: ServeSettings = ServeSettings()
     sites: tuple[SiteSettings, ...] = Field(default_factory=_default_sites, min_length=1)
 
     @model_validator(mode="after")
@@ -213,6 +219,7 @@ _ENV_SECTIONS: dict[str, type[_Section]] = {
     "schedule": ScheduleSettings,
     "notify": NotifySettings,
     "health": HealthSettings,
+    "serve": ServeSettings,
 }
 
 

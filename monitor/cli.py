@@ -23,13 +23,18 @@ from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
 from monitor.messages import render_diff, subject
 from monitor.notify import Round
+from monitor.views import (
+    delivery_json,
+    event_json,
+    iso,
+    revision_json,
+    revision_summary_json,
+    statement_json,
+)
 from storage.archive import ArchiveBusy
 from storage.records import (
-    ChangeEvent,
-    Delivery,
     DeliveryStatus,
-    Revision,
-    RevisionSummary,
+    StatementFilter,
     StatementSummary,
 )
 
@@ -125,6 +130,24 @@ def run(config_path: str | None, quiet: bool) -> None:
 
 @main.command()
 @config_option
+@click.option("--host", default=None, help="Address to listen on (default: [serve] host).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port ([serve] port).")
+def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+    """Serve the archive read-only over HTTP: JSON API under /api, its docs at /api/docs."""
+    _log_progress(quiet=False)
+    import uvicorn
+
+    from monitor.web.api import create_app
+
+    with _app(config_path) as app:
+        host = host or app.settings.serve.host
+        port = app.settings.serve.port if port is None else port
+        logging.getLogger(__name__).info("serving the archive on http://%s:%d/api/docs", host, port)
+        uvicorn.run(create_app(app.archive), host=host, port=port, log_level="warning")
+
+
+@main.command()
+@config_option
 @json_option
 @click.option("--since", help="Only events at or after this ISO 8601 time (UTC if no offset).")
 @click.option("--site", default=None, help="Only events of this site.")
@@ -144,13 +167,13 @@ def changes(
         statement_id = _find(app, statement_ref).id if statement_ref else None
         events = app.archive.changes(since=when, site=site, statement_id=statement_id, limit=limit)
     if as_json:
-        _print_json([_event_json(event) for event in events])
+        _print_json([event_json(event) for event in events])
         return
     if not events:
         click.echo("no change events", err=True)
     for event in events:
         quiet = "  (baseline: not alerted)" if event.baseline else ""
-        click.echo(f"{event.id:>6}  {_iso(event.occurred_at)}  {subject(event)}{quiet}")
+        click.echo(f"{event.id:>6}  {iso(event.occurred_at)}  {subject(event)}{quiet}")
         if event.url:
             click.echo(f"        {event.url}")
 
@@ -182,7 +205,7 @@ def outbox(
         _print_json(
             {
                 "counts": {str(k): v for k, v in counts.items()},
-                "deliveries": [_delivery_json(row) for row in rows],
+                "deliveries": [delivery_json(row) for row in rows],
             }
         )
         return
@@ -190,7 +213,7 @@ def outbox(
     for row in rows:
         when = row.delivered_at if row.delivered_at else row.next_attempt_at
         click.echo(
-            f"{row.id:>6}  {row.status:<9} {row.attempts:>2} tries  {_iso(when)}  "
+            f"{row.id:>6}  {row.status:<9} {row.attempts:>2} tries  {iso(when)}  "
             f"{row.target.label}  {subject(row.event)}"
         )
         if row.last_error and row.status is not DeliveryStatus.DELIVERED:
@@ -264,9 +287,9 @@ def _print_report(report: CrawlReport) -> None:
 def statements(config_path: str | None, as_json: bool, site: str | None) -> None:
     """List every archived statement."""
     with _app(config_path) as app:
-        rows = app.archive.statements(site)
+        rows = app.archive.statements(StatementFilter(site=site))
     if as_json:
-        _print_json([_statement_json(row) for row in rows])
+        _print_json([statement_json(row) for row in rows])
         return
     if not rows:
         click.echo("no statements archived yet (run `embassy-watch crawl`)", err=True)
@@ -288,16 +311,14 @@ def history(config_path: str | None, as_json: bool, statement: str) -> None:
         found = _find(app, statement)
         revisions = app.archive.history(found.id)
     if as_json:
-        _print_json([_history_json(row) for row in revisions])
+        _print_json([revision_summary_json(row) for row in revisions])
         return
     click.echo(f"{found.id}  {found.title}  {found.url}")
     for row in revisions:
         changed = ", ".join(row.changed_fields) if row.changed_fields else "first seen"
         if row.number > 1 and not row.changed_fields:
             changed = "re-extracted"
-        click.echo(
-            f"  #{row.number:<3} {_iso(row.observed_at)}  {row.content_hash[:12]}  {changed}"
-        )
+        click.echo(f"  #{row.number:<3} {iso(row.observed_at)}  {row.content_hash[:12]}  {changed}")
 
 
 @main.command()
@@ -318,10 +339,10 @@ def show(
         revision = app.archive.revision(found.id, number=number, at=when)
     if revision is None:
         if when is not None:
-            _fail(f"statement {found.id} was not yet archived at {_iso(when)}")
+            _fail(f"statement {found.id} was not yet archived at {iso(when)}")
         _fail(f"statement {found.id} has no revision {number}")
     if as_json:
-        _print_json(_show_json(found, revision))
+        _print_json(revision_json(found, revision))
         return
     content = revision.content
     click.echo(content.title)
@@ -331,9 +352,9 @@ def show(
     if content.url != found.url:
         click.echo(f"url at this revision: {content.url}")
     click.echo(
-        f"revision: {revision.number} of {found.revisions}, seen {_iso(revision.observed_at)}"
+        f"revision: {revision.number} of {found.revisions}, seen {iso(revision.observed_at)}"
     )
-    click.echo(f"published: {content.published_raw or '-'} ({_iso(content.published_at)})")
+    click.echo(f"published: {content.published_raw or '-'} ({iso(content.published_at)})")
     for label, value in (
         ("author", content.author),
         ("tags", ", ".join(content.tags)),
@@ -365,8 +386,8 @@ def diff(
     if old is None or new is None:
         missing = oldest if old is None else newest
         _fail(f"statement {found.id} has no revision {missing} (it has {found.revisions})")
-    click.echo(f"--- revision {old.number}  {_iso(old.observed_at)}")
-    click.echo(f"+++ revision {new.number}  {_iso(new.observed_at)}")
+    click.echo(f"--- revision {old.number}  {iso(old.observed_at)}")
+    click.echo(f"+++ revision {new.number}  {iso(new.observed_at)}")
     changes = diff_statements(old.content, new.content)
     click.echo(render_diff(changes) if not changes.is_empty else "no differences")
 
@@ -386,104 +407,12 @@ def _parse_time(text: str, option: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _statement_json(row: StatementSummary) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "site": row.site,
-        "url": row.url,
-        "title": row.title,
-        "published_at": _iso(row.published_at),
-        "status": row.status,
-        "revisions": row.revisions,
-        "first_seen_at": _iso(row.first_seen_at),
-        "last_seen_at": _iso(row.last_seen_at),
-        "last_changed_at": _iso(row.last_changed_at),
-        "post_id": row.post_id,
-        "language": row.language,
-        "twin_url": row.twin_url,
-    }
-
-
-def _history_json(row: RevisionSummary) -> dict[str, Any]:
-    return {
-        "number": row.number,
-        "observed_at": _iso(row.observed_at),
-        "content_hash": row.content_hash,
-        "changed_fields": list(row.changed_fields),
-    }
-
-
-def _show_json(found: StatementSummary, revision: Revision) -> dict[str, Any]:
-    content = revision.content
-    return {
-        "id": found.id,
-        "url": found.url,
-        "revision_url": content.url,
-        "revision": revision.number,
-        "revisions": found.revisions,
-        "observed_at": _iso(revision.observed_at),
-        "content_hash": revision.content_hash,
-        "title": content.title,
-        "subtitle": content.subtitle,
-        "published_at": _iso(content.published_at),
-        "published_raw": content.published_raw,
-        "modified_at": _iso(content.modified_at),
-        "author": content.author,
-        "body": content.body,
-        "tags": list(content.tags),
-        "categories": list(content.categories),
-        "language": content.language,
-        "post_id": content.post_id,
-        "twin_url": content.twin_url,
-        "status": found.status,
-    }
-
-
-def _event_json(event: ChangeEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "site": event.site,
-        "kind": str(event.kind),
-        "occurred_at": _iso(event.occurred_at),
-        "statement_id": event.statement_id,
-        "url": event.url,
-        "title": event.title,
-        "revision": event.revision,
-        "previous_revision": event.previous_revision,
-        "reverted_to": event.reverted_to,
-        "changed_fields": list(event.changed_fields),
-        "condition": str(event.condition) if event.condition else None,
-        "detail": event.detail,
-        "baseline": event.baseline,
-    }
-
-
-def _delivery_json(row: Delivery) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "status": str(row.status),
-        "target": row.target.label,
-        "attempts": row.attempts,
-        "created_at": _iso(row.created_at),
-        "next_attempt_at": _iso(row.next_attempt_at),
-        "delivered_at": _iso(row.delivered_at),
-        "last_error": row.last_error,
-        "event": _event_json(row.event),
-    }
 
 
 if __name__ == "__main__":

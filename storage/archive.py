@@ -41,6 +41,7 @@ from storage.records import (
     SearchResults,
     SiteState,
     StatementContent,
+    StatementFilter,
     StatementSummary,
 )
 from storage.search import search as search_revisions
@@ -52,6 +53,7 @@ ACTIVE = "active"
 MISSING = "missing"  # its page was gone at the last check; not yet concluded
 REMOVED = "removed"  # gone and unlisted on enough consecutive crawls: a take-down
 NO_POLICY = EventPolicy()
+NO_FILTER = StatementFilter()
 
 
 class ArchiveBusy(Exception):
@@ -544,13 +546,27 @@ class Archive:
             rows = session.scalars(query.order_by(models.ChangeEvent.id.desc()).limit(limit))
             return [event_record(row) for row in rows]
 
-    def statements(self, site: str | None = None) -> list[StatementSummary]:
+    def statements(self, where: StatementFilter = NO_FILTER) -> list[StatementSummary]:
+        """Statements matching `where`, oldest id first."""
+        query = _summary_query()
+        published, changed = models.Revision.published_at, query.selected_columns.last_changed_at
+        if where.site is not None:
+            query = query.where(models.Statement.site == where.site)
+        if where.status is not None:
+            query = query.where(models.Statement.status == where.status)
+        if where.published_from is not None:
+            query = query.where(published >= where.published_from)
+        if where.published_to is not None:
+            query = query.where(published <= where.published_to)
+        if where.changed_from is not None:
+            query = query.where(changed >= where.changed_from)
+        if where.changed_to is not None:
+            query = query.where(changed <= where.changed_to)
         with self._reading() as session:
-            query = _summary_query()
-            if site is not None:
-                query = query.where(models.Statement.site == site)
             rows = session.execute(query.order_by(models.Statement.id)).all()
-            return [_summary(row) for row in rows]
+            found = [_summary(row) for row in rows]
+        # Tags are a JSON list per revision; an archive holds thousands, not millions.
+        return [s for s in found if where.tag is None or where.tag in s.tags]
 
     def find_statement(self, ref: str) -> StatementSummary | None:
         """A statement by numeric id or by any URL it has been known by."""
@@ -753,4 +769,5 @@ def _summary(row: Row[models.Statement, int, datetime, models.Revision]) -> Stat
         post_id=statement.post_id,
         language=statement.language,
         twin_url=statement.twin_url,
+        tags=tuple(current.tags),
     )

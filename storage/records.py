@@ -108,6 +108,20 @@ class StatementSummary:
     post_id: int | None = None
     language: str | None = None
     twin_url: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatementFilter:
+    """Which statements a listing shows; every field optional. Times are UTC."""
+
+    site: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    published_from: datetime | None = None
+    published_to: datetime | None = None
+    changed_from: datetime | None = None
+    changed_to: datetime | None = None
 
 
 @dataclass(frozen=True)

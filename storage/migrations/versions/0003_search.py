@@ -41,10 +41,9 @@ def upgrade() -> None:
     if bind.dialect.name == "sqlite":
         for statement in SQLITE_SEARCH:
             op.execute(statement)
-    elif bind.dialect.name == "postgresql":
-        if _have_pg_trgm(bind):
-            for name, column in POSTGRES_INDEXES.items():
-                op.execute(f"CREATE INDEX {name} ON revision USING gin ({column} gin_trgm_ops)")
+    elif bind.dialect.name == "postgresql" and _have_pg_trgm(bind):
+        for name, column in POSTGRES_INDEXES.items():
+            op.execute(f"CREATE INDEX {name} ON revision USING gin ({column} gin_trgm_ops)")
 
 
 def _have_pg_trgm(bind: sa.Connection) -> bool:

@@ -1,0 +1,124 @@
+"""JSON shapes of archive records, shared by the command line and the HTTP API.
+
+These shapes are a documented, stable interface (README, "JSON output").
+Times are ISO 8601 in UTC with a `Z` suffix; absent values are null.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.records import (
+    ChangeEvent,
+    Delivery,
+    Revision,
+    RevisionSummary,
+    SearchHit,
+    StatementSummary,
+)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def statement_json(row: StatementSummary) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "site": row.site,
+        "url": row.url,
+        "title": row.title,
+        "published_at": iso(row.published_at),
+        "status": row.status,
+        "revisions": row.revisions,
+        "first_seen_at": iso(row.first_seen_at),
+        "last_seen_at": iso(row.last_seen_at),
+        "last_changed_at": iso(row.last_changed_at),
+        "post_id": row.post_id,
+        "language": row.language,
+        "twin_url": row.twin_url,
+        "tags": list(row.tags),
+    }
+
+
+def revision_summary_json(row: RevisionSummary) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "observed_at": iso(row.observed_at),
+        "content_hash": row.content_hash,
+        "changed_fields": list(row.changed_fields),
+    }
+
+
+def revision_json(found: StatementSummary, revision: Revision) -> dict[str, Any]:
+    content = revision.content
+    return {
+        "id": found.id,
+        "url": found.url,
+        "revision_url": content.url,
+        "revision": revision.number,
+        "revisions": found.revisions,
+        "observed_at": iso(revision.observed_at),
+        "content_hash": revision.content_hash,
+        "title": content.title,
+        "subtitle": content.subtitle,
+        "published_at": iso(content.published_at),
+        "published_raw": content.published_raw,
+        "modified_at": iso(content.modified_at),
+        "author": content.author,
+        "body": content.body,
+        "tags": list(content.tags),
+        "categories": list(content.categories),
+        "language": content.language,
+        "post_id": content.post_id,
+        "twin_url": content.twin_url,
+        "status": found.status,
+    }
+
+
+def event_json(event: ChangeEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "site": event.site,
+        "kind": str(event.kind),
+        "occurred_at": iso(event.occurred_at),
+        "statement_id": event.statement_id,
+        "url": event.url,
+        "title": event.title,
+        "revision": event.revision,
+        "previous_revision": event.previous_revision,
+        "reverted_to": event.reverted_to,
+        "changed_fields": list(event.changed_fields),
+        "condition": str(event.condition) if event.condition else None,
+        "detail": event.detail,
+        "baseline": event.baseline,
+    }
+
+
+def delivery_json(row: Delivery) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": str(row.status),
+        "target": row.target.label,
+        "attempts": row.attempts,
+        "created_at": iso(row.created_at),
+        "next_attempt_at": iso(row.next_attempt_at),
+        "delivered_at": iso(row.delivered_at),
+        "last_error": row.last_error,
+        "event": event_json(row.event),
+    }
+
+
+def search_hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "statement_id": hit.statement_id,
+        "revision": hit.revision,
+        "observed_at": iso(hit.observed_at),
+        "url": hit.url,
+        "title": hit.title,
+        "field": hit.field,
+        "snippet": {"before": hit.before, "match": hit.match, "after": hit.after},
+    }

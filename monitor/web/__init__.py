@@ -1,0 +1,1 @@
+"""`embassy-watch serve`: the archive over HTTP, read-only."""

@@ -1,0 +1,210 @@
+"""The JSON API: statements, revisions, as-of-time reads, diffs, change events, search.
+
+Read-only: every route is a GET, every database session is a read-only one.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from monitor.diffing import DiffOp, diff_statements, diff_text
+from monitor.messages import Format, render_diff
+from monitor.views import (
+    event_json,
+    revision_json,
+    revision_summary_json,
+    search_hit_json,
+    statement_json,
+)
+from storage.archive import Archive
+from storage.records import StatementFilter, StatementSummary
+
+MAX_PAGE = 500
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many to return")]
+Offset = Annotated[int, Query(ge=0, description="how many to skip")]
+
+
+def create_app(archive: Archive) -> FastAPI:
+    app = FastAPI(
+        title="embassy-watch archive",
+        version="1",
+        description="Every version of every statement of the U.S. Mission China, read-only.",
+        docs_url=None,  # the stock docs page loads scripts from a CDN; ours is self-contained
+        redoc_url=None,
+    )
+    app.include_router(_api(archive), prefix="/api")
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs(request: Request) -> str:
+        return _docs_page(app.openapi())
+
+    return app
+
+
+def _api(archive: Archive) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/statements", summary="Statements, filtered and paginated")
+    def statements(
+        site: str | None = None,
+        status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
+        tag: str | None = None,
+        published_from: datetime | None = None,
+        published_to: datetime | None = None,
+        changed_from: datetime | None = None,
+        changed_to: datetime | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        where = StatementFilter(
+            site=site,
+            status=status,
+            tag=tag,
+            published_from=_utc(published_from),
+            published_to=_utc(published_to),
+            changed_from=_utc(changed_from),
+            changed_to=_utc(changed_to),
+        )
+        found = archive.statements(where)
+        page = found[offset : offset + limit]
+        return {
+            "total": len(found),
+            "limit": limit,
+            "offset": offset,
+            "statements": [statement_json(row) for row in page],
+        }
+
+    @router.get("/statements/{statement_id}", summary="A statement as it reads now, or at a time")
+    def statement(
+        statement_id: int,
+        at: Annotated[
+            datetime | None, Query(description="the revision in force at this ISO 8601 time")
+        ] = None,
+    ) -> dict[str, Any]:
+        found = _statement(archive, statement_id)
+        revision = archive.revision(found.id, at=_utc(at))
+        if revision is None:
+            raise HTTPException(404, f"statement {statement_id} was not yet archived at {at}")
+        return revision_json(found, revision)
+
+    @router.get("/statements/{statement_id}/revisions", summary="A statement's revisions")
+    def revisions(statement_id: int) -> list[dict[str, Any]]:
+        found = _statement(archive, statement_id)
+        return [revision_summary_json(row) for row in archive.history(found.id)]
+
+    @router.get("/statements/{statement_id}/revisions/{number}", summary="One revision")
+    def revision(statement_id: int, number: int) -> dict[str, Any]:
+        found = _statement(archive, statement_id)
+        row = archive.revision(found.id, number=number)
+        if row is None:
+            raise HTTPException(404, f"statement {statement_id} has no revision {number}")
+        return revision_json(found, row)
+
+    @router.get("/statements/{statement_id}/diff", summary="What changed between two revisions")
+    def diff(
+        statement_id: int,
+        old: Annotated[int | None, Query(alias="from", ge=1)] = None,
+        new: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    ) -> dict[str, Any]:
+        found = _statement(archive, statement_id)
+        newest = new or found.revisions
+        oldest = old or max(newest - 1, 1)
+        before = archive.revision(found.id, number=oldest)
+        after = archive.revision(found.id, number=newest)
+        if before is None or after is None:
+            missing = oldest if before is None else newest
+            raise HTTPException(404, f"statement {statement_id} has no revision {missing}")
+        changes = diff_statements(before.content, after.content)
+        return {
+            "statement_id": found.id,
+            "from": oldest,
+            "to": newest,
+            "fields": [
+                {
+                    "name": change.name,
+                    "old": change.old,
+                    "new": change.new,
+                    "ops": _ops(diff_text(change.old, change.new)),
+                }
+                for change in changes.fields
+            ],
+            "body": _ops(changes.body),
+            "html": render_diff(changes, Format.HTML),
+        }
+
+    @router.get("/changes", summary="Change events, newest first")
+    def changes(
+        since: datetime | None = None,
+        site: str | None = None,
+        statement_id: int | None = None,
+        limit: Limit = 100,
+    ) -> list[dict[str, Any]]:
+        events = archive.changes(
+            since=_utc(since), site=site, statement_id=statement_id, limit=limit
+        )
+        return [event_json(event) for event in events]
+
+    @router.get("/search", summary="Revisions whose title or body contain a text")
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=200, description="any text, e.g. 香港")],
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        results = archive.search(q, limit=limit, offset=offset)
+        return {
+            "query": results.query,
+            "total": results.total,
+            "limit": limit,
+            "offset": offset,
+            "hits": [search_hit_json(hit) for hit in results.hits],
+        }
+
+    return router
+
+
+def _statement(archive: Archive, statement_id: int) -> StatementSummary:
+    found = archive.find_statement(str(statement_id))
+    if found is None:
+        raise HTTPException(404, f"no statement {statement_id}")
+    return found
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ops(ops: Iterable[DiffOp]) -> list[dict[str, str]]:
+    return [{"op": str(op.op), "text": op.text} for op in ops]
+
+
+def _docs_page(schema: dict[str, Any]) -> str:
+    rows = []
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            parameters = ", ".join(
+                p["name"] + ("" if not p.get("required") else " (required)")
+                for p in operation.get("parameters", [])
+            )
+            rows.append(
+                f"<tr><td><code>{html.escape(method.upper())} {html.escape(path)}</code></td>"
+                f"<td>{html.escape(operation.get('summary', ''))}</td>"
+                f"<td>{html.escape(parameters)}</td></tr>"
+            )
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        "<title>embassy-watch API</title>"
+        "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
+        "td{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top}</style>"
+        "<h1>embassy-watch API</h1><p>Read-only JSON. Machine-readable description: "
+        "<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3).</p>"
+        f"<table><tr><th>request</th><th>what</th><th>parameters</th></tr>{''.join(rows)}</table>"
+    )
