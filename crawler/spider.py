@@ -29,6 +29,7 @@ from crawler.extract import extract_listing, extract_statement, is_not_found_pag
 from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
 from crawler.urls import host_of, normalise_url
 from storage.content import normalise_text
+from storage.errors import first_line
 from storage.records import (
     Capture,
     ExtractionFailure,
@@ -330,7 +331,7 @@ class ArchivePipeline:
         except Exception as error:
             # A full disk or a lost database: nothing more can be kept, so stop at once
             # rather than fetch pages whose content would be thrown away.
-            spider.report.fatal_error = f"cannot write to the archive: {_first_line(error)}"
+            spider.report.fatal_error = f"cannot write to the archive: {first_line(error)}"
             log.error("%s", spider.report.fatal_error)
             self._closing = asyncio.ensure_future(
                 self.crawler.engine.close_spider_async(reason="archive-error")
@@ -508,12 +509,6 @@ def _headers(response: Response) -> dict[str, str]:
         key = name.decode("latin-1").lower()
         headers[key] = ", ".join(v.decode("latin-1") for v in values)[:MAX_HEADER_VALUE]
     return headers
-
-
-def _first_line(error: BaseException) -> str:
-    original = getattr(error, "orig", None) or error
-    lines = str(original).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _describe(failure: Failure) -> str:

@@ -12,6 +12,7 @@ from config import ConfigError, Settings, SiteSettings
 from crawler.report import CrawlReport
 from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
 from storage.archive import Archive
+from storage.errors import first_line
 
 if TYPE_CHECKING:  # these import Scrapy: only when crawling
     from crawler.runner import Crawls
@@ -66,13 +67,7 @@ def build_app(settings: Settings) -> App:
     try:
         archive = Archive.open(settings.database.url)
     except SQLAlchemyError as error:
-        raise ArchiveUnavailable(_one_line(error)) from error
+        raise ArchiveUnavailable(first_line(error)) from error
     except OSError as error:
         raise ArchiveUnavailable(f"{settings.database.url}: {error.strerror or error}") from error
     return App(settings, archive, targets)
-
-
-def _one_line(error: SQLAlchemyError) -> str:
-    original = getattr(error, "orig", None) or error
-    text = str(original).strip().splitlines()
-    return text[0] if text else type(error).__name__

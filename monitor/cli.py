@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import ConfigError, Settings, load_settings
 from crawler.report import CrawlReport
@@ -32,6 +33,7 @@ from monitor.views import (
     statement_json,
 )
 from storage.archive import ArchiveBusy
+from storage.errors import first_line
 from storage.records import (
     DeliveryStatus,
     StatementFilter,
@@ -105,7 +107,10 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
         except ConfigError as error:
             _fail(str(error), EXIT_USAGE)
         reports = app.crawl(sites, on_report=_print_report)
-        _print_round(app.dispatcher().deliver_due())
+        try:
+            _print_round(app.dispatcher().deliver_due())
+        except SQLAlchemyError as error:
+            _fail(f"alerts not sent (they stay queued): {first_line(error)}")
     if any(report.failed for report in reports):
         sys.exit(EXIT_FAILED)
     if any(report.problems for report in reports):

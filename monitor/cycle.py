@@ -7,11 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from config import Settings, SiteSettings
 from crawler.report import CrawlPlan, CrawlReport
 from crawler.runner import Crawls
 from monitor.health import judge, looks_blocked
 from storage.archive import MISSING, Archive
+from storage.errors import first_line
 from storage.records import (
     Capture,
     EventPolicy,
@@ -119,11 +122,16 @@ class Monitor:
         if report.stopped_by_shutdown:
             log.info("%s: crawl stopped for shutdown", site.name)
             return report
+        if report.fatal_error:
+            return report  # the archive refused a write: nothing more can be recorded
         finished = report.finished_at or self.clock()
-        state = self.archive.finish_crawl(
-            site.name, finished, succeeded=not report.failed, blocked=looks_blocked(report)
-        )
-        self._judge_health(site.name, report, state.blocked_streak, finished)
+        try:
+            state = self.archive.finish_crawl(
+                site.name, finished, succeeded=not report.failed, blocked=looks_blocked(report)
+            )
+            self._judge_health(site.name, report, state.blocked_streak, finished)
+        except SQLAlchemyError as error:
+            report.fatal_error = f"cannot write to the archive: {first_line(error)}"
         return report
 
     def check_staleness(self) -> None:
