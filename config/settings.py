@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -141,9 +142,15 @@ class ScheduleSettings(_Section):
             parse_duration(age)
         return tiers
 
+    # (age in seconds, period), youngest first: parsed once, read for every statement.
+    _tiers: tuple[tuple[float, float], ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any) -> None:
+        self._tiers = tuple(sorted((parse_duration(age), e) for age, e in self.recheck.items()))
+
     def recheck_every(self, age_seconds: float) -> float:
         """How often a statement last changed `age_seconds` ago is re-read."""
-        for age, every in sorted((parse_duration(a), e) for a, e in self.recheck.items()):
+        for age, every in self._tiers:
             if age_seconds < age:
                 return min(every, self.recheck_floor)
         return self.recheck_floor

@@ -25,6 +25,7 @@ from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
+from crawler.dates import parse_iso_datetime
 from crawler.extract import extract_listing, extract_statement, is_not_found_page
 from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
 from crawler.urls import host_of, normalise_url
@@ -84,6 +85,7 @@ class NewsSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.site = site
         self.listing_urls = listing_urls
+        self._listing_pages = frozenset(normalise_url(url) for url in listing_urls)
         self.sitemap_urls = sitemap_urls
         self.rest_urls = rest_urls
         self.allowed_hosts = set(allowed_hosts)
@@ -177,7 +179,7 @@ class NewsSpider(scrapy.Spider):
         """An archived statement modified after our last read of it is read in this crawl."""
         url = normalise_url(url)
         checked = self.plan.last_checked.get(url)
-        modified = _parse_site_time(modified_text)
+        modified = parse_iso_datetime(modified_text)  # lastmod has an offset; modified_gmt not
         # These times have whole seconds: an edit in the second of our last read still counts.
         if checked is not None and modified is not None and modified + SECOND > checked:
             self._hinted.add(url)
@@ -288,8 +290,7 @@ class NewsSpider(scrapy.Spider):
         redirected = bool(response.meta.get("redirect_urls"))
         final = normalise_url(response.url)
         landed_on_index = redirected and (
-            urlsplit(final).path.strip("/") in ("", "zh", "en")
-            or final in {normalise_url(url) for url in self.listing_urls}
+            urlsplit(final).path.strip("/") in ("", "zh", "en") or final in self._listing_pages
         )
         return landed_on_index or is_not_found_page(_text(response))
 
@@ -461,15 +462,6 @@ def _retry_after_seconds(response: Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _parse_site_time(value: str) -> datetime | None:
-    """A sitemap lastmod (with offset) or a REST modified_gmt (UTC, no offset)."""
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _text(response: Response) -> str:

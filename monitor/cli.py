@@ -19,6 +19,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import ConfigError, Settings, load_settings
+from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
 from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
@@ -242,10 +243,7 @@ def notify_test(config_path: str | None) -> None:
 
 def _print_round(done: Round) -> None:
     if done:
-        click.echo(
-            f"alerts: {done.delivered} delivered, {done.failed} failed (will retry), "
-            f"{done.given_up} given up"
-        )
+        click.echo(done.summary_line())
 
 
 class OneLineFormatter(logging.Formatter):
@@ -405,11 +403,10 @@ def _find(app: App, ref: str) -> StatementSummary:
 
 
 def _parse_time(text: str, option: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+    parsed = parse_iso_datetime(text)
+    if parsed is None:
         _fail(f"{option}: not an ISO 8601 time: {text!r} (e.g. 2021-02-08T12:00:00Z)", EXIT_USAGE)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parsed
 
 
 def _clip(text: str, width: int) -> str:

@@ -125,12 +125,7 @@ class Daemon:
             log.error("alert delivery failed: %s: %s", type(error).__name__, error)
             return
         if done:
-            log.info(
-                "alerts: %d delivered, %d failed (will retry), %d given up",
-                done.delivered,
-                done.failed,
-                done.given_up,
-            )
+            log.info("%s", done.summary_line())
 
     def _deliver_soon(self) -> None:
         job = self.scheduler.get_job("deliver")

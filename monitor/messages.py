@@ -102,12 +102,12 @@ def render_diff(changes: StatementDiff, fmt: Format = Format.TEXT) -> str:
     return renderer.wrap(_sections(None, changes, None, renderer))
 
 
-def digest(events: list[tuple[ChangeEvent, str]], fmt: Format, max_length: int) -> Message:
+def digest(events: list[ChangeEvent], fmt: Format, max_length: int) -> Message:
     """Several events in one message: each event's subject and link (digest mode)."""
     renderer = _RENDERERS[fmt]
     count = len(events)
     title = f"{count} change{'s' if count != 1 else ''} · {count} 条变更"
-    parts = [renderer.digest_line(event) for event, _ in events]
+    parts = [renderer.digest_line(event) for event in events]
     body = _fit("", parts, renderer, max_length, None)
     return Message(title, body, fmt)
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import apprise
 
 from config import NotifySettings
-from monitor.diffing import diff_statements
+from monitor.diffing import StatementDiff, diff_statements
 from monitor.messages import Format, Message, digest, one_line, render
 from storage.archive import Archive
 from storage.records import ChangeEvent, Delivery, EventKind, NotifyTarget
@@ -124,6 +124,12 @@ class Round:
     def __bool__(self) -> bool:
         return bool(self.delivered or self.failed or self.given_up)
 
+    def summary_line(self) -> str:
+        return (
+            f"alerts: {self.delivered} delivered, {self.failed} failed (will retry), "
+            f"{self.given_up} given up"
+        )
+
 
 class Dispatcher:
     def __init__(
@@ -138,6 +144,7 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.stopping = threading.Event()
+        self._what_changed: dict[int, tuple[StatementDiff | None, str | None]] = {}
 
     def send(self, target: Target, message: Message, kind: EventKind | None) -> str | None:
         return send_with_apprise(target, message, kind, self.settings.timeout)
@@ -146,19 +153,17 @@ class Dispatcher:
         """Send every due outbox row (one message each, or one digest per target)."""
         done = Round()
         due = self.archive.outbox.due(self.clock(), limit=500)
+        self._what_changed.clear()  # revisions are read and diffed once per event per round
+        batches: list[list[Delivery]] = [[delivery] for delivery in due]
         if self.settings.digest:
             by_target: dict[str, list[Delivery]] = {}
             for delivery in due:
                 by_target.setdefault(delivery.target.key, []).append(delivery)
-            for rows in by_target.values():
-                if self.stopping.is_set():
-                    break
-                self._deliver(rows, done)
-        else:
-            for delivery in due:
-                if self.stopping.is_set():
-                    break
-                self._deliver([delivery], done)
+            batches = list(by_target.values())
+        for batch in batches:
+            if self.stopping.is_set():
+                break
+            self._deliver(batch, done)
         return done
 
     def _deliver(self, rows: list[Delivery], done: Round) -> None:
@@ -209,22 +214,28 @@ class Dispatcher:
 
     def _message(self, target: Target, events: list[ChangeEvent]) -> Message:
         if len(events) > 1:
-            return digest([(event, "") for event in events], target.format, target.max_length)
-        return self.message_for(events[0], target.format, target.max_length)
+            return digest(events, target.format, target.max_length)
+        return self._message_for(events[0], target.format, target.max_length)
 
-    def message_for(self, event: ChangeEvent, fmt: Format, max_length: int) -> Message:
-        changes, excerpt = None, None
-        if event.statement_id is not None and event.revision is not None:
-            new = self.archive.revision(event.statement_id, number=event.revision)
-            old_number = event.previous_revision
-            old = (
-                self.archive.revision(event.statement_id, number=old_number) if old_number else None
-            )
-            if new is not None and old is not None:
-                changes = diff_statements(old.content, new.content)
-            elif new is not None and event.kind is EventKind.NEW:
-                excerpt = one_line(new.content.body.replace("\n\n", " "), EXCERPT_CHARS)
+    def _message_for(self, event: ChangeEvent, fmt: Format, max_length: int) -> Message:
+        if event.id not in self._what_changed:
+            self._what_changed[event.id] = self._changes_of(event)
+        changes, excerpt = self._what_changed[event.id]
         return render(event, changes, fmt, max_length, excerpt)
+
+    def _changes_of(self, event: ChangeEvent) -> tuple[StatementDiff | None, str | None]:
+        """The diff an event shows, or for a new statement the start of what it says."""
+        if event.statement_id is None or event.revision is None:
+            return None, None
+        new = self.archive.revision(event.statement_id, number=event.revision)
+        if new is None:
+            return None, None
+        if event.previous_revision:
+            old = self.archive.revision(event.statement_id, number=event.previous_revision)
+            return (diff_statements(old.content, new.content) if old else None), None
+        if event.kind is EventKind.NEW:
+            return None, one_line(new.content.body.replace("\n\n", " "), EXCERPT_CHARS)
+        return None, None
 
     def test_all(self) -> list[SendResult]:
         """Send a test message to every target now (the outbox is not involved)."""

@@ -237,8 +237,15 @@ class Archive:
             )
             observation.revision_id = latest.id
             if was_removed:
-                self._emit_for(
-                    session, policy, EventKind.REAPPEARED, capture.fetched_at, statement, latest
+                emit(
+                    session,
+                    policy,
+                    EventKind.REAPPEARED,
+                    statement.site,
+                    capture.fetched_at,
+                    statement=statement,
+                    title=latest.title,
+                    revision=latest.number,
                 )
             return RecordResult(Outcome.UNCHANGED, statement.id, latest.number)
 
@@ -251,24 +258,40 @@ class Archive:
         session.flush()
         observation = self._add_observation(session, capture, "content:" + new_hash, statement.id)
         observation.revision_id = revision.id
-        kind = self._change_kind(session, revision, latest, was_removed)
-        self._emit_for(session, policy, kind, capture.fetched_at, statement, revision, latest)
+        self._emit_revision_event(session, policy, statement, revision, latest, was_removed)
         return RecordResult(Outcome.CHANGED if latest else Outcome.NEW, statement.id, number)
 
-    def _change_kind(
+    def _emit_revision_event(
         self,
         session: Session,
+        policy: EventPolicy,
+        statement: models.Statement,
         revision: models.Revision,
         previous: models.Revision | None,
         was_removed: bool,
-    ) -> EventKind:
+    ) -> None:
+        """new, reappeared, reverted (to an earlier identical revision) or changed."""
+        reverted_to = None
         if previous is None:
-            return EventKind.NEW
-        if was_removed:
-            return EventKind.REAPPEARED
-        if self._earlier_identical(session, revision) is not None:
-            return EventKind.REVERTED
-        return EventKind.CHANGED
+            kind = EventKind.NEW
+        elif was_removed:
+            kind = EventKind.REAPPEARED
+        else:
+            reverted_to = self._earlier_identical(session, revision)
+            kind = EventKind.CHANGED if reverted_to is None else EventKind.REVERTED
+        emit(
+            session,
+            policy,
+            kind,
+            statement.site,
+            revision.observed_at,
+            statement=statement,
+            title=revision.title,
+            revision=revision.number,
+            previous_revision=previous.number if previous else None,
+            reverted_to=reverted_to,
+            changed_fields=tuple(revision.changed_fields),
+        )
 
     def _earlier_identical(self, session: Session, revision: models.Revision) -> int | None:
         return session.scalar(
@@ -280,33 +303,6 @@ class Archive:
             )
             .order_by(models.Revision.number.desc())
             .limit(1)
-        )
-
-    def _emit_for(
-        self,
-        session: Session,
-        policy: EventPolicy,
-        kind: EventKind,
-        at: datetime,
-        statement: models.Statement,
-        revision: models.Revision,
-        previous: models.Revision | None = None,
-    ) -> None:
-        changed = previous is not None and previous.id != revision.id
-        emit(
-            session,
-            policy,
-            kind,
-            statement.site,
-            at,
-            statement=statement,
-            title=revision.title,
-            revision=revision.number,
-            previous_revision=previous.number if changed and previous else None,
-            reverted_to=(
-                self._earlier_identical(session, revision) if kind is EventKind.REVERTED else None
-            ),
-            changed_fields=tuple(revision.changed_fields) if changed else (),
         )
 
     def _identify(
@@ -514,11 +510,9 @@ class Archive:
             ).all()
             return [
                 KnownStatement(
-                    id=statement.id,
                     url=statement.url,
                     title=current.title,
                     status=statement.status,
-                    first_seen_at=statement.first_seen_at,
                     last_changed_at=last_changed_at,
                     last_checked_at=statement.last_checked_at,
                     last_listed_at=statement.last_listed_at,
@@ -647,11 +641,11 @@ def _url_variants(url: str) -> list[str]:
 
 
 def _gone_key(capture: Capture) -> str:
-    return "soft-404" if capture.status == 200 else f"status:{capture.status}"
+    return "soft-404" if capture.soft_404 else f"status:{capture.status}"
 
 
 def _gone_reason(capture: Capture) -> str:
-    return "a soft 404 page" if capture.status == 200 else f"HTTP {capture.status}"
+    return "a soft 404 page" if capture.soft_404 else f"HTTP {capture.status}"
 
 
 def _site_state(row: models.SiteState) -> SiteState:

@@ -107,14 +107,6 @@ class Outbox:
         found = {DeliveryStatus(status): count for status, count in rows}
         return {status: found.get(status, 0) for status in DeliveryStatus}
 
-    def oldest_undelivered(self) -> datetime | None:
-        with self._read() as session, session.begin():
-            return session.scalar(
-                select(func.min(models.Outbox.created_at)).where(
-                    models.Outbox.status.in_((PENDING, SENDING))
-                )
-            )
-
 
 def _is_due(now: datetime):  # type: ignore[no-untyped-def]
     return or_(

@@ -223,11 +223,9 @@ class Delivery:
 class KnownStatement:
     """What the re-check policy needs to know about an archived statement."""
 
-    id: int
     url: str
     title: str
     status: str
-    first_seen_at: datetime
     last_changed_at: datetime
     last_checked_at: datetime | None
     last_listed_at: datetime | None

@@ -55,15 +55,10 @@ def _matching(session: Session, query: str) -> Select[int]:
 
 def _contains(query: str, dialect: str) -> ColumnElement[bool]:
     pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    if dialect == "postgresql":
-        return or_(
-            models.Revision.title.ilike(pattern, escape="\\"),
-            models.Revision.body.ilike(pattern, escape="\\"),
-        )
-    return or_(
-        models.Revision.title.like(pattern, escape="\\"),
-        models.Revision.body.like(pattern, escape="\\"),
-    )
+    columns = (models.Revision.title, models.Revision.body)
+    if dialect == "postgresql":  # case-insensitive like SQLite's LIKE and FTS5
+        return or_(*(column.ilike(pattern, escape="\\") for column in columns))
+    return or_(*(column.like(pattern, escape="\\") for column in columns))
 
 
 def _flat(text_value: str) -> str:

@@ -43,11 +43,10 @@ def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = 
 
 
 class _Refusals:
-    """Shared knobs: refuse the next N messages, or hold each one before answering."""
+    """Shared knobs: refuse every message while `refusing`, or hold each before answering."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.refuse_remaining = 0
         self.refusing = False
         self.hold_seconds = 0.0
         self.refused = 0
@@ -58,12 +57,7 @@ class _Refusals:
             self.arrivals += 1
             if self.refusing:
                 self.refused += 1
-                return True
-            if self.refuse_remaining > 0:
-                self.refuse_remaining -= 1
-                self.refused += 1
-                return True
-            return False
+            return self.refusing
 
 
 class MailServer(_Refusals):

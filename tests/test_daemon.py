@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.helpers import EmbassyWatch, write_config
@@ -90,3 +92,26 @@ def test_every_kind_of_change_is_alerted_once_by_mail_and_webhook(
     assert kinds == ["removed", "reverted", "changed", "changed", "new"]
     outbox = ew.json("outbox")
     assert outbox["counts"] == {"pending": 0, "sending": 0, "delivered": 10, "failed": 0}
+
+
+def test_a_restart_does_not_crawl_again_before_the_sites_turn(
+    replica: ReplicaSite, tmp_path: Path, sqlite_url: str
+) -> None:
+    ew = monitor_config(tmp_path, sqlite_url, replica, [], interval="30s")
+    log = tmp_path / "daemon.log"
+    with ew.start_daemon(log) as daemon:
+        daemon.wait_for_log("replica: done")
+        assert daemon.terminate() == 0
+    requests_before = len(replica.requests)
+    with ew.start_daemon(log) as daemon:
+        daemon.wait_for_log("replica: first crawl at", count=2)
+        time.sleep(3)
+        assert daemon.terminate() == 0
+    assert len(replica.requests) == requests_before  # no burst on restart
+    (_, restarted) = [line for line in daemon.output().splitlines() if "first crawl at" in line]
+    first_run = datetime.fromisoformat(restarted.rsplit(" ", 1)[1])
+    with ew.archive() as archive:
+        last_crawl = archive.site_state("replica").last_crawl_at
+    # The log shows whole seconds: the turn is the last crawl plus the 30 s interval.
+    assert last_crawl is not None
+    assert first_run + timedelta(seconds=1) > last_crawl + timedelta(seconds=30)

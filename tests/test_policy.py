@@ -34,11 +34,9 @@ def known(
     status: str = "active",
 ) -> KnownStatement:
     return KnownStatement(
-        id=1,
         url="u",
         title="t",
         status=status,
-        first_seen_at=NOW - changed_ago,
         last_changed_at=NOW - changed_ago,
         last_checked_at=NOW - checked_ago if checked_ago is not None else None,
         last_listed_at=NOW - listed_ago if listed_ago is not None else None,

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from monitor.diffing import DiffOp, diff_statements, diff_text
@@ -41,7 +41,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(_api(archive), prefix="/api")
 
     @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
-    def docs(request: Request) -> str:
+    def docs() -> str:
         return _docs_page(app.openapi())
 
     return app
