@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +24,8 @@ from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
 from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
+from monitor.export import ExportFormat
+from monitor.export import export as export_archive
 from monitor.messages import render_diff, subject
 from monitor.notify import Round
 from monitor.views import (
@@ -143,12 +146,14 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     _log_progress(quiet=False)
     import uvicorn
 
-    from monitor.web.api import create_app
+    from monitor.web.site import create_app
 
     with _app(config_path) as app:
         host = host or app.settings.serve.host
         port = app.settings.serve.port if port is None else port
-        logging.getLogger(__name__).info("serving the archive on http://%s:%d/api/docs", host, port)
+        logging.getLogger(__name__).info(
+            "serving the archive on http://%s:%d/ (API: /api/docs)", host, port
+        )
         uvicorn.run(create_app(app.archive), host=host, port=port, log_level="warning")
 
 
@@ -393,6 +398,53 @@ def diff(
     click.echo(f"+++ revision {new.number}  {iso(new.observed_at)}")
     changes = diff_statements(old.content, new.content)
     click.echo(render_diff(changes) if not changes.is_empty else "no differences")
+
+
+@main.command()
+@config_option
+@click.argument("statement", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in ExportFormat]),
+    default=ExportFormat.JSONL.value,
+    show_default=True,
+    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="-",
+    help="File to write (written whole or not at all); default: standard output.",
+)
+def export(config_path: str | None, statement: str | None, fmt: str, output: str) -> None:
+    """Export a statement's history, or the whole archive (no STATEMENT)."""
+    with _app(config_path) as app:
+        found = _find(app, statement) if statement else None
+        chunks = export_archive(app.archive, ExportFormat(fmt), found)
+        try:
+            written = _write_whole(chunks, output)
+        except OSError as error:
+            _fail(f"export not written: {first_line(error)}")
+    if output != "-":
+        click.echo(f"wrote {written:,} bytes to {output}", err=True)
+
+
+def _write_whole(chunks: Iterable[bytes], output: str) -> int:
+    """Stream to stdout, or to a temporary file renamed into place once complete."""
+    if output == "-":
+        stream: BinaryIO = sys.stdout.buffer
+        return sum(stream.write(chunk) for chunk in chunks)
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as handle:
+            written = sum(handle.write(chunk) for chunk in chunks)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
 
 
 def _find(app: App, ref: str) -> StatementSummary:

@@ -162,3 +162,38 @@ def marked_paragraphs(ops: tuple[DiffOp, ...]) -> list[tuple[list[DiffOp], bool]
                 pieces[-1].append(DiffOp(op.op, piece))
                 changed[-1] = changed[-1] or op.op is not Op.EQUAL
     return list(zip(pieces, changed, strict=True))
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One place where the text changed, with a little unchanged text either side."""
+
+    before: str
+    removed: str
+    added: str
+    after: str
+
+
+def edits(ops: list[DiffOp] | tuple[DiffOp, ...], context: int = 12) -> list[Edit]:
+    """Each run of deletions/insertions, so a one-character edit can be listed on its own."""
+    found: list[Edit] = []
+    index = 0
+    while index < len(ops):
+        if ops[index].op is Op.EQUAL:
+            index += 1
+            continue
+        start = index
+        while index < len(ops) and ops[index].op is not Op.EQUAL:
+            index += 1
+        run = ops[start:index]
+        before = ops[start - 1].text[-context:] if start > 0 else ""
+        after = ops[index].text[:context] if index < len(ops) else ""
+        found.append(
+            Edit(
+                before=before,
+                removed="".join(op.text for op in run if op.op is Op.DELETE),
+                added="".join(op.text for op in run if op.op is Op.INSERT),
+                after=after,
+            )
+        )
+    return found

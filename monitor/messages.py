@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from monitor.diffing import DiffOp, Op, StatementDiff, diff_text, marked_paragraphs
+from monitor.diffing import (
+    DiffOp,
+    Op,
+    StatementDiff,
+    diff_statements,
+    diff_text,
+    marked_paragraphs,
+)
+from storage.archive import Archive
 from storage.records import ChangeEvent, EventKind
 
 
@@ -45,6 +53,31 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]()<>#|!])")
 PAGE_STYLE = "font-family:sans-serif;font-size:14px;max-width:760px"
 DEL_STYLE = "background:#ffd7d5;color:#82071e;text-decoration:line-through"
 INS_STYLE = "background:#ccffd8;color:#055d20;text-decoration:none;font-weight:bold"
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    """What an event's message shows beyond its facts: a diff, or the start of a new text."""
+
+    changes: StatementDiff | None = None
+    excerpt: str | None = None
+
+
+EXCERPT_CHARS = 400
+
+
+def what_changed(archive: Archive, event: ChangeEvent) -> EventDetail:
+    if event.statement_id is None or event.revision is None:
+        return EventDetail()
+    new = archive.revision(event.statement_id, number=event.revision)
+    if new is None:
+        return EventDetail()
+    if event.previous_revision:
+        old = archive.revision(event.statement_id, number=event.previous_revision)
+        return EventDetail(changes=diff_statements(old.content, new.content) if old else None)
+    if event.kind is EventKind.NEW:
+        return EventDetail(excerpt=one_line(new.content.body.replace("\n\n", " "), EXCERPT_CHARS))
+    return EventDetail()
 
 
 def one_line(text: str | None, limit: int = MAX_TITLE) -> str:

@@ -17,14 +17,12 @@ from datetime import UTC, datetime, timedelta
 import apprise
 
 from config import NotifySettings
-from monitor.diffing import StatementDiff, diff_statements
-from monitor.messages import Format, Message, digest, one_line, render
+from monitor.messages import EventDetail, Format, Message, digest, one_line, render, what_changed
 from storage.archive import Archive
 from storage.records import ChangeEvent, Delivery, EventKind, NotifyTarget
 
 log = logging.getLogger(__name__)
 
-EXCERPT_CHARS = 400
 _NOTIFY_TYPES = {
     EventKind.PROBLEM: apprise.NotifyType.FAILURE,
     EventKind.RECOVERED: apprise.NotifyType.SUCCESS,
@@ -144,7 +142,7 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.stopping = threading.Event()
-        self._what_changed: dict[int, tuple[StatementDiff | None, str | None]] = {}
+        self._what_changed: dict[int, EventDetail] = {}
 
     def send(self, target: Target, message: Message, kind: EventKind | None) -> str | None:
         return send_with_apprise(target, message, kind, self.settings.timeout)
@@ -219,23 +217,9 @@ class Dispatcher:
 
     def _message_for(self, event: ChangeEvent, fmt: Format, max_length: int) -> Message:
         if event.id not in self._what_changed:
-            self._what_changed[event.id] = self._changes_of(event)
-        changes, excerpt = self._what_changed[event.id]
-        return render(event, changes, fmt, max_length, excerpt)
-
-    def _changes_of(self, event: ChangeEvent) -> tuple[StatementDiff | None, str | None]:
-        """The diff an event shows, or for a new statement the start of what it says."""
-        if event.statement_id is None or event.revision is None:
-            return None, None
-        new = self.archive.revision(event.statement_id, number=event.revision)
-        if new is None:
-            return None, None
-        if event.previous_revision:
-            old = self.archive.revision(event.statement_id, number=event.previous_revision)
-            return (diff_statements(old.content, new.content) if old else None), None
-        if event.kind is EventKind.NEW:
-            return None, one_line(new.content.body.replace("\n\n", " "), EXCERPT_CHARS)
-        return None, None
+            self._what_changed[event.id] = what_changed(self.archive, event)
+        detail = self._what_changed[event.id]
+        return render(event, detail.changes, fmt, max_length, detail.excerpt)
 
     def test_all(self) -> list[SendResult]:
         """Send a test message to every target now (the outbox is not involved)."""

@@ -57,6 +57,7 @@ def revision_json(found: StatementSummary, revision: Revision) -> dict[str, Any]
     content = revision.content
     return {
         "id": found.id,
+        "site": found.site,
         "url": found.url,
         "revision_url": content.url,
         "revision": revision.number,

@@ -10,7 +10,7 @@ import fcntl
 import hashlib
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -35,6 +35,7 @@ from storage.records import (
     KnownStatement,
     ListingPage,
     Outcome,
+    PageKind,
     RecordResult,
     Revision,
     RevisionSummary,
@@ -526,10 +527,19 @@ class Archive:
         since: datetime | None = None,
         site: str | None = None,
         statement_id: int | None = None,
+        kinds: Collection[EventKind] = (),
+        include_baseline: bool = True,
+        before: int | None = None,
         limit: int = 100,
     ) -> list[ChangeEvent]:
-        """Change events, newest first."""
+        """Change events, newest first; `before` (an event id) pages back in time."""
         query = select(models.ChangeEvent)
+        if kinds:
+            query = query.where(models.ChangeEvent.kind.in_([str(kind) for kind in kinds]))
+        if not include_baseline:
+            query = query.where(models.ChangeEvent.baseline.is_(False))
+        if before is not None:
+            query = query.where(models.ChangeEvent.id < before)
         if since is not None:
             query = query.where(models.ChangeEvent.occurred_at >= since)
         if site is not None:
@@ -602,6 +612,40 @@ class Archive:
         with self._reading() as session:
             row = session.scalar(query.order_by(models.Revision.number.desc()).limit(1))
             return _revision(row) if row else None
+
+    def revisions(self, statement_id: int) -> Iterator[Revision]:
+        """Every revision of a statement in full, oldest first (streamed, for exports)."""
+        with self._reading() as session:
+            rows = session.scalars(
+                select(models.Revision)
+                .where(models.Revision.statement_id == statement_id)
+                .order_by(models.Revision.number)
+                .execution_options(yield_per=100)
+            )
+            for row in rows:
+                yield _revision(row)
+
+    def captures(self, statement_id: int | None = None) -> Iterator[Capture]:
+        """Every fetch whose raw bytes were kept, oldest first (streamed, for WARC export)."""
+        query = (
+            select(models.Observation, models.Blob.data)
+            .join(models.Blob, models.Blob.sha256 == models.Observation.blob_sha256)
+            .order_by(models.Observation.id)
+        )
+        if statement_id is not None:
+            query = query.where(models.Observation.statement_id == statement_id)
+        with self._reading() as session:
+            for observation, data in session.execute(query.execution_options(yield_per=50)):
+                yield Capture(
+                    site=observation.site,
+                    kind=PageKind(observation.kind),
+                    requested_url=observation.requested_url,
+                    final_url=observation.final_url,
+                    fetched_at=observation.fetched_at,
+                    status=observation.status,
+                    headers=dict(observation.headers),
+                    body=zlib.decompress(data),
+                )
 
     def search(self, query: str, *, limit: int = 20, offset: int = 0) -> SearchResults:
         """Every revision whose title or body contains `query` (any length, Chinese too)."""

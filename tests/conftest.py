@@ -6,16 +6,33 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
 from storage.archive import Archive
 from tests.helpers import EmbassyWatch, write_config
+
+if TYPE_CHECKING:
+    from tests.served import Served
 from tests.receivers import MailServer, WebhookSink
 from tests.replica.site import ReplicaSite
 
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """`embassy-watch serve` over a crawled archive, shared by the API, page and browser tests."""
+    from tests.served import serving
+
+    with serving(request.param, tmp_path_factory.mktemp("served")) as server:
+        yield server
 
 
 @pytest.fixture

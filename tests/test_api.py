@@ -3,122 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import postgres_database
-from tests.helpers import EXECUTABLE, EmbassyWatch, write_config
-from tests.replica.site import ReplicaSite, Statement
-
-EDITED_SLUG = "statement-24"
-HOSTILE = Statement(
-    post_id=93001,
-    slug="hostile",
-    title="<script>alert('title')</script>声明",
-    paragraphs=["正文里有<script>alert(1)</script>和<img src=x onerror=alert(2)>。"],
-)
-
-
-@dataclass
-class Served:
-    base: str
-    ew: EmbassyWatch
-    edited_id: int
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=10) as response:
-            return json.loads(response.read())
-
-    def status(self, path: str, method: str = "GET") -> tuple[int, Any]:
-        request = urllib.request.Request(self.base + path, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _build_archive(tmp: Path, database_url: str) -> tuple[EmbassyWatch, int]:
-    replica = ReplicaSite().start()
-    try:
-        ew = EmbassyWatch(write_config(tmp, database_url, [replica.listing_url]), database_url)
-        ew.crawl()
-        first = replica.statement(EDITED_SLUG)
-        replica.edit(EDITED_SLUG, paragraphs=[p.replace("项", "項") for p in first.paragraphs])
-        replica.add(HOSTILE)
-        replica.delete("statement-05")
-        ew.crawl()
-        ew.crawl()  # statement-05: gone twice, unlisted -> removed
-        edited_id = ew.statement_id(replica.url(first.path))
-    finally:
-        replica.stop()
-    return ew, edited_id
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("api")
-    with postgres_database() if request.param == "postgresql" else _sqlite(tmp) as database_url:
-        ew, edited_id = _build_archive(tmp, database_url)
-        port = _free_port()
-        log = tmp / "serve.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [str(EXECUTABLE), "serve", "--config", str(ew.config), "--port", str(port)],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(base, process, log)
-            yield Served(base, ew, edited_id)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-class _sqlite:
-    def __init__(self, tmp: Path) -> None:
-        self.url = f"sqlite:///{tmp / 'archive.db'}"
-
-    def __enter__(self) -> str:
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited: {log.read_text()}")
-        try:
-            urllib.request.urlopen(base + "/openapi.json", timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("serve did not come up")
+from tests.served import Served
 
 
 def test_statements_are_listed_filtered_and_paginated(served: Served) -> None:

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Query
 
 from monitor.diffing import DiffOp, diff_statements, diff_text
 from monitor.messages import Format, render_diff
@@ -30,24 +29,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many to return"
 Offset = Annotated[int, Query(ge=0, description="how many to skip")]
 
 
-def create_app(archive: Archive) -> FastAPI:
-    app = FastAPI(
-        title="embassy-watch archive",
-        version="1",
-        description="Every version of every statement of the U.S. Mission China, read-only.",
-        docs_url=None,  # the stock docs page loads scripts from a CDN; ours is self-contained
-        redoc_url=None,
-    )
-    app.include_router(_api(archive), prefix="/api")
-
-    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
-    def docs() -> str:
-        return _docs_page(app.openapi())
-
-    return app
-
-
-def _api(archive: Archive) -> APIRouter:
+def api(archive: Archive) -> APIRouter:
     router = APIRouter()
 
     @router.get("/statements", summary="Statements, filtered and paginated")
@@ -185,7 +167,7 @@ def _ops(ops: Iterable[DiffOp]) -> list[dict[str, str]]:
     return [{"op": str(op.op), "text": op.text} for op in ops]
 
 
-def _docs_page(schema: dict[str, Any]) -> str:
+def docs_page(schema: dict[str, Any]) -> str:
     rows = []
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
@@ -202,9 +184,9 @@ def _docs_page(schema: dict[str, Any]) -> str:
         "<!doctype html><html lang=en><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         "<title>embassy-watch API</title>"
-        "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
-        "td{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top}</style>"
+        "<link rel=stylesheet href='/static/style.css'><main>"
         "<h1>embassy-watch API</h1><p>Read-only JSON. Machine-readable description: "
         "<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3).</p>"
-        f"<table><tr><th>request</th><th>what</th><th>parameters</th></tr>{''.join(rows)}</table>"
+        "<table class=fields><tr><th>request</th><th>what</th><th>parameters</th></tr>"
+        f"{''.join(rows)}</table></main>"
     )

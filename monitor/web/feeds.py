@@ -1,0 +1,104 @@
+"""Atom feeds of change events: everything, one site, one statement.
+
+Entries are what an alert would say (the e-mail's HTML, diff included), so a feed
+reader is one more alert channel. First-crawl (baseline) events and crawl-health
+events are left out: they are about the archive, not about the statements.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from feedgen.feed import FeedGenerator
+
+from monitor.messages import Format, render, what_changed
+from storage.archive import Archive
+from storage.records import ChangeEvent, EventKind
+
+FEED_ENTRIES = 50
+MAX_ENTRY_CHARS = 100_000
+STATEMENT_KINDS = (
+    EventKind.NEW,
+    EventKind.CHANGED,
+    EventKind.REVERTED,
+    EventKind.REMOVED,
+    EventKind.REAPPEARED,
+)
+ATOM = "application/atom+xml; charset=utf-8"
+
+
+def feeds(archive: Archive) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/feeds/changes.atom")
+    def everything(request: Request, site: str | None = None) -> Response:
+        title = f"Changes · 变更: {site}" if site else "Changes · 变更"
+        return _feed(archive, request, title, archive_events(archive, site=site))
+
+    @router.get("/feeds/sites/{site}.atom")
+    def one_site(request: Request, site: str) -> Response:
+        return _feed(archive, request, f"Changes · 变更: {site}", archive_events(archive, site))
+
+    @router.get("/feeds/statements/{statement_id}.atom")
+    def one_statement(request: Request, statement_id: int) -> Response:
+        found = archive.find_statement(str(statement_id))
+        if found is None:
+            raise HTTPException(404, f"no statement {statement_id}")
+        events = archive_events(archive, statement_id=found.id)
+        return _feed(archive, request, f"Changes · 变更: {found.title or found.url}", events)
+
+    return router
+
+
+def archive_events(
+    archive: Archive, site: str | None = None, statement_id: int | None = None
+) -> list[ChangeEvent]:
+    return archive.changes(
+        site=site,
+        statement_id=statement_id,
+        kinds=STATEMENT_KINDS,
+        include_baseline=False,
+        limit=FEED_ENTRIES,
+    )
+
+
+def _feed(archive: Archive, request: Request, title: str, events: list[ChangeEvent]) -> Response:
+    base = str(request.base_url).rstrip("/")
+    feed = FeedGenerator()
+    feed.id(_stable_id(f"feed {request.url.path}?{request.url.query}"))
+    feed.title(title)
+    feed.subtitle("Statements new, edited, taken down · 美国驻华使领馆声明的变更")
+    feed.author({"name": "embassy-watch"})
+    feed.link(href=str(request.url), rel="self")
+    feed.link(href=base + "/changes", rel="alternate")
+    feed.generator("embassy-watch")
+    if events:
+        feed.updated(events[0].occurred_at)
+    for event in reversed(events):  # feedgen prepends; newest ends up first
+        entry = feed.add_entry()
+        entry.id(_stable_id(f"event {event.id} {event.occurred_at.isoformat()} {event.url}"))
+        detail = what_changed(archive, event)
+        message = render(event, detail.changes, Format.HTML, MAX_ENTRY_CHARS, detail.excerpt)
+        entry.title(message.title)
+        entry.link(href=base + _page_of(event), rel="alternate")
+        entry.updated(event.occurred_at)
+        entry.published(event.occurred_at)
+        entry.content(message.body, type="html")
+    return Response(feed.atom_str(pretty=True), media_type=ATOM)
+
+
+def _page_of(event: ChangeEvent) -> str:
+    if event.statement_id is None:
+        return "/changes"
+    if event.previous_revision and event.revision:
+        return (
+            f"/statements/{event.statement_id}/diff"
+            f"?from={event.previous_revision}&to={event.revision}"
+        )
+    return f"/statements/{event.statement_id}"
+
+
+def _stable_id(text: str) -> str:
+    """Ids that survive a change of host name, so readers never show an entry twice."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "embassy-watch " + text).urn

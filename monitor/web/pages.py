@@ -1,0 +1,250 @@
+"""Server-rendered pages: statements, a statement's timeline, revisions, diffs, changes, search.
+
+No JavaScript. Jinja2 escapes every value (autoescape is on for .html), and the
+Content-Security-Policy set in `site.py` forbids scripts and any style but ours,
+so nothing copied from the watched site can run here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
+from monitor.messages import LABELS
+from storage.archive import Archive
+from storage.records import (
+    ChangeEvent,
+    EventKind,
+    RevisionSummary,
+    StatementFilter,
+    StatementSummary,
+)
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+TIMELINE_EVENTS = 1000
+STATUSES = {
+    "active": ("online", "在线"),
+    "missing": ("missing", "暂时无法访问"),
+    "removed": ("removed", "已删除"),
+}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: EventKind | None  # None: a revision archived before change events existed
+    revision: RevisionSummary | None
+    event: ChangeEvent | None
+
+
+def templates() -> Jinja2Templates:
+    engine = Jinja2Templates(directory=HERE / "templates")
+    engine.env.filters["when"] = _when
+    engine.env.filters["href"] = _safe_href
+    engine.env.globals["kind_label"] = _kind_label
+    engine.env.globals["status_label"] = lambda status: STATUSES.get(status, (status, status))
+    engine.env.globals["query"] = _query
+    return engine
+
+
+def pages(archive: Archive) -> APIRouter:
+    router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
+    render = templates().TemplateResponse
+
+    @router.get("/")
+    def statement_list(
+        request: Request,
+        site: str | None = None,
+        status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
+        tag: str | None = None,
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> HTMLResponse:
+        found = archive.statements(StatementFilter(site=site or None, status=status, tag=tag))
+        found.sort(key=lambda s: (s.last_changed_at or s.first_seen_at, s.id), reverse=True)
+        shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        filters = {"site": site, "status": status, "tag": tag}
+        return render(
+            request,
+            "statements.html",
+            {
+                "statements": shown,
+                "total": len(found),
+                "page": page,
+                "pages": max(1, -(-len(found) // PAGE_SIZE)),
+                "filters": filters,
+                "sites": sorted({s.site for s in archive.statements()}),
+            },
+        )
+
+    @router.get("/statements/{statement_id}")
+    def timeline(request: Request, statement_id: int) -> HTMLResponse:
+        found = _statement(archive, statement_id)
+        history = archive.history(found.id)
+        events = archive.changes(statement_id=found.id, limit=TIMELINE_EVENTS)
+        return render(
+            request,
+            "timeline.html",
+            {"statement": found, "entries": _timeline(history, events), "history": history},
+        )
+
+    @router.get("/statements/{statement_id}/revisions/{number}")
+    def revision(request: Request, statement_id: int, number: int) -> HTMLResponse:
+        found = _statement(archive, statement_id)
+        row = archive.revision(found.id, number=number)
+        if row is None:
+            raise HTTPException(404, f"statement {statement_id} has no revision {number}")
+        return render(request, "revision.html", {"statement": found, "revision": row, "at": None})
+
+    @router.get("/statements/{statement_id}/at")
+    def as_of(request: Request, statement_id: int, time: datetime) -> HTMLResponse:
+        found = _statement(archive, statement_id)
+        at = _utc(time)
+        row = archive.revision(found.id, at=at)
+        if row is None:
+            message = f"statement {statement_id} was not yet archived at {_when(at)}"
+            raise HTTPException(404, message)
+        return render(request, "revision.html", {"statement": found, "revision": row, "at": at})
+
+    @router.get("/statements/{statement_id}/diff")
+    def diff(
+        request: Request,
+        statement_id: int,
+        old: Annotated[int | None, Query(alias="from", ge=1)] = None,
+        new: Annotated[int | None, Query(alias="to", ge=1)] = None,
+        view: Annotated[str, Query(pattern="^(inline|side)$")] = "inline",
+    ) -> HTMLResponse:
+        found = _statement(archive, statement_id)
+        newest = new or found.revisions
+        oldest = old or max(newest - 1, 1)
+        before = archive.revision(found.id, number=oldest)
+        after = archive.revision(found.id, number=newest)
+        if before is None or after is None:
+            missing = oldest if before is None else newest
+            raise HTTPException(404, f"statement {statement_id} has no revision {missing}")
+        changes = diff_statements(before.content, after.content)
+        body = changes.body or (diff_text(before.content.body, after.content.body))
+        return render(
+            request,
+            "diff.html",
+            {
+                "statement": found,
+                "before": before,
+                "after": after,
+                "fields": [(c, diff_text(c.old, c.new)) for c in changes.fields],
+                "paragraphs": marked_paragraphs(tuple(body)),
+                "edits": edits(body),
+                "unchanged": changes.is_empty,
+                "view": view,
+                "numbers": range(1, found.revisions + 1),
+            },
+        )
+
+    @router.get("/changes")
+    def changes(
+        request: Request,
+        site: str | None = None,
+        kind: EventKind | None = None,
+        before: Annotated[int | None, Query(ge=1)] = None,
+    ) -> HTMLResponse:
+        events = archive.changes(
+            site=site or None, kinds=[kind] if kind else [], before=before, limit=PAGE_SIZE + 1
+        )
+        older = events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None
+        return render(
+            request,
+            "changes.html",
+            {
+                "events": events[:PAGE_SIZE],
+                "older": older,
+                "filters": {"site": site, "kind": kind and str(kind)},
+                "kinds": list(EventKind),
+            },
+        )
+
+    @router.get("/search")
+    def search(
+        request: Request,
+        q: Annotated[str, Query(max_length=200)] = "",
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> HTMLResponse:
+        results = archive.search(q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE) if q else None
+        total = results.total if results else 0
+        return render(
+            request,
+            "search.html",
+            {
+                "q": q,
+                "results": results,
+                "page": page,
+                "pages": max(1, -(-total // PAGE_SIZE)),
+            },
+        )
+
+    return router
+
+
+def _statement(archive: Archive, statement_id: int) -> StatementSummary:
+    found = archive.find_statement(str(statement_id))
+    if found is None:
+        raise HTTPException(404, f"no statement {statement_id}")
+    return found
+
+
+def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list[TimelineEntry]:
+    """Revisions and the events about them (and take-downs) in one list, newest first."""
+    by_revision = {
+        e.revision: e for e in events if e.revision is not None and e.kind is not EventKind.REMOVED
+    }
+    entries = [
+        TimelineEntry(
+            at=r.observed_at,
+            kind=by_revision[r.number].kind if r.number in by_revision else None,
+            revision=r,
+            event=by_revision.get(r.number),
+        )
+        for r in history
+    ]
+    numbered = {id(e) for e in by_revision.values()}
+    entries += [
+        TimelineEntry(at=e.occurred_at, kind=e.kind, revision=None, event=e)
+        for e in events
+        if id(e) not in numbered
+    ]
+    return sorted(entries, key=lambda entry: entry.at, reverse=True)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _safe_href(url: str | None) -> str | None:
+    """Only http(s) links are ever made from scraped URLs (no javascript:, data:, ...)."""
+    if not url:
+        return None
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def _kind_label(kind: EventKind | str | None) -> tuple[str, str]:
+    if kind is None:
+        return ("Archived", "已存档")
+    return LABELS[EventKind(kind)]
+
+
+def _query(values: dict[str, Any], **changes: Any) -> str:
+    merged = {**values, **changes}
+    return urlencode({k: v for k, v in merged.items() if v not in (None, "")})

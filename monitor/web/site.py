@@ -1,0 +1,118 @@
+"""The `serve` application: JSON API, web pages, feeds and exports over one archive.
+
+Read-only by construction: only GET (and HEAD) routes exist and the archive is read
+through read-only sessions. Every response forbids scripts and foreign styles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Path, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor.export import ExportFormat, export
+from monitor.web.api import api, docs_page
+from monitor.web.feeds import feeds
+from monitor.web.pages import HERE, pages, templates
+from storage.archive import Archive
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+ExportPath = Annotated[ExportFormat, Path(description="jsonl, csv or warc")]
+MACHINE_PREFIXES = ("/api/", "/openapi.json", "/feeds/", "/export/")
+
+
+def create_app(archive: Archive) -> FastAPI:
+    app = FastAPI(
+        title="embassy-watch archive",
+        version="1",
+        description="Every version of every statement of the U.S. Mission China, read-only.",
+        docs_url=None,  # the stock docs page loads scripts from a CDN; ours is self-contained
+        redoc_url=None,
+    )
+    app.include_router(api(archive), prefix="/api")
+    app.include_router(pages(archive))
+    app.include_router(feeds(archive))
+    _add_exports(app, archive)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        return docs_page(app.openapi())
+
+    _add_error_pages(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return app
+
+
+def _add_exports(app: FastAPI, archive: Archive) -> None:
+    @app.get("/export/archive.{fmt}", include_in_schema=False)
+    @app.get("/export/archive.{fmt}.gz", include_in_schema=False)
+    def whole_archive(fmt: ExportPath) -> StreamingResponse:
+        return _download(export(archive, fmt), fmt, "embassy-watch-archive")
+
+    @app.get("/export/statements/{statement_id}.{fmt}", include_in_schema=False)
+    @app.get("/export/statements/{statement_id}.{fmt}.gz", include_in_schema=False)
+    def one_statement(statement_id: int, fmt: ExportPath) -> StreamingResponse:
+        found = archive.find_statement(str(statement_id))
+        if found is None:
+            raise HTTPException(404, f"no statement {statement_id}")
+        return _download(export(archive, fmt, found), fmt, f"statement-{statement_id}")
+
+
+def _download(chunks: object, fmt: ExportFormat, stem: str) -> StreamingResponse:
+    return StreamingResponse(
+        chunks,  # type: ignore[arg-type]
+        media_type=fmt.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{stem}{fmt.filename_suffix}"'},
+    )
+
+
+def _add_error_pages(app: FastAPI) -> None:
+    """JSON errors for programs, a page with the same one-line message for people."""
+    page = templates().TemplateResponse
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(MACHINE_PREFIXES):
+            return await http_exception_handler(request, error)
+        message = str(error.detail)
+        return page(
+            request,
+            "error.html",
+            {"status": error.status_code, "message": message},
+            status_code=error.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, error: RequestValidationError) -> Response:
+        if request.url.path.startswith(MACHINE_PREFIXES):
+            return await request_validation_exception_handler(request, error)
+        message = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        return page(request, "error.html", {"status": 422, "message": message}, status_code=422)

@@ -1,0 +1,133 @@
+"""A real `embassy-watch serve` over an archive built by crawling the replica three times.
+
+Crawl 1 archives the replica; then one statement gets a one-character edit (项 → 項)
+on every occurrence, a statement full of markup is added, and another is deleted;
+crawls 2 and 3 record the edit, the new statement and the take-down.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import postgres_database
+from tests.helpers import EXECUTABLE, EmbassyWatch, write_config
+from tests.replica.site import ReplicaSite, Statement
+
+EDITED_SLUG = "statement-24"
+HOSTILE = Statement(
+    post_id=93001,
+    slug="hostile",
+    title="<script>alert('title')</script>声明",
+    paragraphs=["正文里有<script>alert(1)</script>和<img src=x onerror=alert(2)>。"],
+)
+
+
+@dataclass
+class Served:
+    base: str
+    ew: EmbassyWatch
+    edited_id: int
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            return json.loads(response.read())
+
+    def fetch(self, path: str) -> tuple[int, Message, bytes]:
+        """Status, headers and body of any answer, errors included."""
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=30) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def page(self, path: str) -> str:
+        status, _, body = self.fetch(path)
+        assert status == 200, (path, status, body[:300])
+        return body.decode("utf-8")
+
+    def status(self, path: str, method: str = "GET") -> tuple[int, Any]:
+        request = urllib.request.Request(self.base + path, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _build_archive(tmp: Path, database_url: str) -> tuple[EmbassyWatch, int]:
+    replica = ReplicaSite().start()
+    try:
+        ew = EmbassyWatch(write_config(tmp, database_url, [replica.listing_url]), database_url)
+        ew.crawl()
+        first = replica.statement(EDITED_SLUG)
+        replica.edit(EDITED_SLUG, paragraphs=[p.replace("项", "項") for p in first.paragraphs])
+        replica.add(HOSTILE)
+        replica.delete("statement-05")
+        ew.crawl()
+        ew.crawl()  # statement-05: gone twice, unlisted -> removed
+        edited_id = ew.statement_id(replica.url(first.path))
+    finally:
+        replica.stop()
+    return ew, edited_id
+
+
+@contextmanager
+def serving(backend: str, tmp: Path) -> Iterator[Served]:
+    with postgres_database() if backend == "postgresql" else _sqlite(tmp) as database_url:
+        ew, edited_id = _build_archive(tmp, database_url)
+        port = _free_port()
+        log = tmp / "serve.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(EXECUTABLE), "serve", "--config", str(ew.config), "--port", str(port)],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(base, process, log)
+            yield Served(base, ew, edited_id)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+class _sqlite:
+    def __init__(self, tmp: Path) -> None:
+        self.url = f"sqlite:///{tmp / 'archive.db'}"
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited: {log.read_text()}")
+        try:
+            urllib.request.urlopen(base + "/openapi.json", timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("serve did not come up")

@@ -1,0 +1,224 @@
+"""The web pages, feeds and exports of `embassy-watch serve`, over a crawled archive."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
+import feedparser
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from tests.served import HOSTILE, Served
+
+SCRIPT_TAG = re.compile(r"<\s*(script|img|iframe|style)\b", re.IGNORECASE)
+
+
+def _statement(served: Served, slug: str) -> dict[str, Any]:
+    everything = served.get("/api/statements?limit=500")["statements"]
+    (found,) = [s for s in everything if s["url"].rstrip("/").endswith("/" + slug)]
+    return found
+
+
+def test_the_statement_list_shows_latest_changes_first_and_filters(served: Served) -> None:
+    page = served.page("/")
+    assert "Statements · 声明" in page
+    titles = re.findall(r'<a class="title" href="/statements/(\d+)">', page)
+    assert len(titles) == 25
+    # The edited statement and the two new ones changed last; the edit links to its diff.
+    assert f'href="/statements/{served.edited_id}/diff"' in page
+    removed = served.page("/?status=removed")
+    assert re.findall(r'<a class="title" href="/statements/(\d+)">', removed) == [
+        str(_statement(served, "statement-05")["id"])
+    ]
+    assert "removed · 已删除" in removed
+    assert "No statements match" in served.page("/?tag=" + quote("没有这个标签"))
+
+
+def test_a_timeline_links_each_revision_and_its_diff(served: Served) -> None:
+    sid = served.edited_id
+    page = served.page(f"/statements/{sid}")
+    assert f'href="/statements/{sid}/revisions/1"' in page
+    assert f'href="/statements/{sid}/revisions/2"' in page
+    assert f'href="/statements/{sid}/diff?from=1&amp;to=2"' in page
+    assert "Changed · 已修改" in page and "(body)" in page
+    assert "first crawl · 首次抓取" in page  # revision 1 came from the baseline crawl
+    assert f'href="/feeds/statements/{sid}.atom"' in page
+    gone = served.page(f"/statements/{_statement(served, 'statement-05')['id']}")
+    assert "Removed · 已删除" in gone and "HTTP 404" in gone
+
+
+def test_a_revision_reads_as_it_was_and_as_of_a_time(served: Served) -> None:
+    sid = served.edited_id
+    first = served.page(f"/statements/{sid}/revisions/1")
+    second = served.page(f"/statements/{sid}/revisions/2")
+    assert "签署了一项总统备忘录" in first and "签署了一項总统备忘录" in second
+    assert "revision 1 of 2" in first
+    observed = served.get(f"/api/statements/{sid}/revisions")[0]["observed_at"]
+    as_of = served.page(f"/statements/{sid}/at?time={quote(observed)}")
+    assert "As it read on" in as_of and "签署了一项总统备忘录" in as_of
+    assert "签署了一項" in served.page(f"/statements/{sid}/at?time=2100-01-01T00:00")
+    status, _, body = served.fetch(f"/statements/{sid}/at?time=2000-01-01T00:00")
+    assert status == 404 and "was not yet archived at 2000-01-01 00:00 UTC" in body.decode()
+
+
+def test_a_one_character_edit_is_highlighted_inline_and_side_by_side(served: Served) -> None:
+    sid = served.edited_id
+    inline = served.page(f"/statements/{sid}/diff?from=1&to=2")
+    # Each edit listed on its own, the character ringed, with context either side.
+    assert "6 edits in the body · 正文有 6 处修改" in inline
+    assert '签署了一<del class="tiny">项</del><ins class="tiny">項</ins>总统备忘录' in inline
+    assert inline.count('<p class="changed">') == 5  # the paragraphs holding the 6 edits
+    side = served.page(f"/statements/{sid}/diff?from=1&to=2&view=side")
+    old_cells = re.findall(r'<div class="cell old changed">(.*?)</div>', side, re.S)
+    new_cells = re.findall(r'<div class="cell new changed">(.*?)</div>', side, re.S)
+    assert len(old_cells) == len(new_cells) == 5
+    assert all("<ins" not in cell and "<del" in cell for cell in old_cells)
+    assert all("<del" not in cell and "<ins" in cell for cell in new_cells)
+    same = served.page(f"/statements/{sid}/diff?from=2&to=2")
+    assert "No difference. · 两个版本相同。" in same
+
+
+def test_the_changes_page_lists_events_newest_first_with_links(served: Served) -> None:
+    page = served.page("/changes")
+    kinds = re.findall(r'<li class="entry kind-(\w+)">', page)
+    assert kinds[0] == "removed"
+    assert f'href="/statements/{served.edited_id}/diff?from=1&amp;to=2"' in page
+    only_changed = served.page("/changes?kind=changed")
+    assert set(re.findall(r'<li class="entry kind-(\w+)">', only_changed)) == {"changed"}
+    status, _, body = served.fetch("/changes?kind=exploded")
+    assert status == 422 and "kind" in body.decode()
+
+
+def test_search_highlights_one_and_two_character_chinese_queries(served: Served) -> None:
+    page = served.page("/search?q=" + quote("項"))
+    assert "1 revision contain “項”" in page
+    assert "<mark>項</mark>" in page
+    assert f'href="/statements/{served.edited_id}/revisions/2"' in page
+    two = served.page("/search?q=" + quote("拜登"))
+    assert "<mark>拜登</mark>" in two
+    assert "共 0 个版本" in served.page("/search?q=" + quote("不存在的词语"))
+
+
+def test_scraped_markup_is_shown_as_text_on_every_page(served: Served) -> None:
+    hostile = _statement(served, HOSTILE.slug)
+    sid = hostile["id"]
+    for path in (
+        "/",
+        "/changes",
+        f"/statements/{sid}",
+        f"/statements/{sid}/revisions/1",
+        "/search?q=" + quote("script"),
+        "/search?q=" + quote("onerror"),
+    ):
+        status, headers, body = served.fetch(path)
+        text = body.decode()
+        assert status == 200
+        assert not SCRIPT_TAG.search(text), path
+        assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'none'
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+    shown = served.page(f"/statements/{sid}/revisions/1")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
+    assert "&lt;img src=x onerror=alert(2)&gt;" in shown
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "fragment"),
+    [
+        ("/statements/999999", 404, "no statement 999999"),
+        ("/statements/1/revisions/99", 404, "statement 1 has no revision 99"),
+        ("/statements/1/diff?from=0", 422, "from: Input should be greater than or equal to 1"),
+        ("/statements/1/diff?view=sideways", 422, "view"),
+        ("/statements/1/at?time=yesterday", 422, "time"),
+        ("/feeds/statements/999999.atom", 404, "no statement 999999"),
+        ("/export/statements/999999.csv", 404, "no statement 999999"),
+        ("/export/archive.pdf", 422, "jsonl"),
+    ],
+)
+def test_unknown_pages_and_bad_parameters_say_what_is_wrong(
+    served: Served, path: str, status: int, fragment: str
+) -> None:
+    got, headers, body = served.fetch(path)
+    assert got == status
+    assert fragment in body.decode()
+    if path.startswith(("/feeds/", "/export/")):
+        assert headers["Content-Type"] == "application/json"  # programs get JSON errors
+    else:
+        assert headers["Content-Type"].startswith("text/html")
+
+
+def test_atom_feeds_parse_and_carry_the_diff(served: Served) -> None:
+    everything = _feed(served, "/feeds/changes.atom")
+    titles = [entry.title for entry in everything.entries]
+    # Baseline (first-crawl) events are not news: only what happened after it.
+    assert len(titles) == 3
+    assert titles[0].startswith("Removed · 已删除")
+    changed = next(e for e in everything.entries if e.title.startswith("Changed · 已修改"))
+    assert changed.link.endswith(f"/statements/{served.edited_id}/diff?from=1&to=2")
+    assert "項" in changed.content[0].value and "<del" in changed.content[0].value
+    assert any(HOSTILE.title in title for title in titles)  # markup is the title's text
+    one = _feed(served, f"/feeds/statements/{served.edited_id}.atom")
+    assert [e.id for e in one.entries] == [changed.id]
+    site = served.get("/api/statements?limit=1")["statements"][0]["site"]
+    assert len(_feed(served, f"/feeds/sites/{quote(site)}.atom").entries) == 3
+    assert _feed(served, "/feeds/sites/nowhere.atom").entries == []
+
+
+def _feed(served: Served, path: str) -> Any:
+    status, headers, body = served.fetch(path)
+    assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
+    parsed = feedparser.parse(body)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == "atom10"
+    return parsed
+
+
+def test_history_and_archive_export_as_json_lines_and_csv(served: Served) -> None:
+    sid = served.edited_id
+    lines = served.fetch(f"/export/statements/{sid}.jsonl")[2].decode().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [(r["id"], r["revision"]) for r in rows] == [(sid, 1), (sid, 2)]
+    assert "一项" in rows[0]["body"] and "一項" in rows[1]["body"]
+    status, headers, raw = served.fetch(f"/export/statements/{sid}.csv")
+    assert status == 200
+    assert headers["Content-Disposition"] == f'attachment; filename="statement-{sid}.csv"'
+    assert raw.startswith(b"\xef\xbb\xbf")  # so spreadsheet programs read the Chinese right
+    table = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [row["body"] for row in table] == [r["body"] for r in rows]
+    assert table[0]["tags"] == "; ".join(rows[0]["tags"])
+    whole = served.fetch("/export/archive.jsonl")[2].decode().splitlines()
+    revisions = sum(s["revisions"] for s in served.get("/api/statements?limit=500")["statements"])
+    assert len(whole) == revisions == 26
+
+
+def test_raw_captures_export_as_warc_that_warcio_reads_back(served: Served) -> None:
+    sid = served.edited_id
+    url = served.get(f"/api/statements/{sid}")["url"]
+    records = _warc(served.fetch(f"/export/statements/{sid}.warc.gz")[2])
+    assert records[0][0] == "warcinfo"
+    responses = [r for r in records if r[0] == "response"]
+    # The page's bytes are kept when what it says changes: once per revision.
+    assert [(r[1], r[2]) for r in responses] == [(url, "200"), (url, "200")]
+    assert "签署了一项" in responses[0][3] and "签署了一項" in responses[1][3]
+    whole = _warc(served.fetch("/export/archive.warc.gz")[2])
+    kinds = {kind for kind, *_ in whole}
+    assert kinds == {"warcinfo", "response"}
+    assert sum(1 for r in whole if r[1] == url) == 2
+    assert len(whole) > 26  # listing pages and every statement's first capture too
+
+
+def _warc(data: bytes) -> list[tuple[str, str | None, str | None, str]]:
+    assert gzip.decompress(data)  # a valid gzip stream (one member per record)
+    found = []
+    for record in ArchiveIterator(io.BytesIO(data), check_digests=True):
+        status = record.http_headers.get_statuscode() if record.http_headers else None
+        body = record.content_stream().read().decode("utf-8", "replace")
+        found.append(
+            (record.rec_type, record.rec_headers.get_header("WARC-Target-URI"), status, body)
+        )
+    return found
