@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -187,6 +187,12 @@ class ServeSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = Field(
+        default="text", description="text: one line per event; json: one JSON object per line"
+    )
+
+
 def _default_sites() -> tuple[SiteSettings, ...]:
     return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,)),)
 
@@ -198,6 +204,7 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     health: HealthSettings = HealthSettings()
     serve: ServeSettings = ServeSettings()
+    logging: LoggingSettings = LoggingSettings()
     sites: tuple[SiteSettings, ...] = Field(default_factory=_default_sites, min_length=1)
 
     @model_validator(mode="after")
@@ -227,6 +234,7 @@ _ENV_SECTIONS: dict[str, type[_Section]] = {
     "notify": NotifySettings,
     "health": HealthSettings,
     "serve": ServeSettings,
+    "logging": LoggingSettings,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -11,10 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import ConfigError, Settings, SiteSettings
 from crawler.report import CrawlReport
 from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
+from monitor.status import Health, read_health
 from storage.archive import Archive
 from storage.errors import first_line
 
-if TYPE_CHECKING:  # these import Scrapy: only when crawling
+if TYPE_CHECKING:  # these import Scrapy or FastAPI: only when crawling or serving
+    from fastapi import FastAPI
+
     from crawler.runner import Crawls
     from monitor.cycle import Monitor
 
@@ -54,6 +58,14 @@ class App:
             return report
 
         return run_crawls(sites or self.settings.sites, crawl_site)
+
+    def health(self) -> Health:
+        return read_health(self.archive, self.settings, datetime.now(UTC))
+
+    def web(self) -> FastAPI:
+        from monitor.web.site import create_app  # imports FastAPI: only when serving
+
+        return create_app(self.archive, self.health)
 
     def close(self) -> None:
         self.archive.close()

@@ -28,9 +28,11 @@ from monitor.export import ExportFormat
 from monitor.export import export as export_archive
 from monitor.messages import render_diff, subject
 from monitor.notify import Round
+from monitor.status import Health
 from monitor.views import (
     delivery_json,
     event_json,
+    health_json,
     iso,
     revision_json,
     revision_summary_json,
@@ -104,8 +106,8 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
 def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> None:
     """Run one crawl cycle now: every listing page, every statement."""
-    _log_progress(quiet)
     with _app(config_path) as app:
+        _log_progress(quiet, app.settings.logging.format)
         try:
             sites = tuple(app.settings.site(name) for name in site_names) or None
         except ConfigError as error:
@@ -126,10 +128,10 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
 def run(config_path: str | None, quiet: bool) -> None:
     """Run the monitor: crawl on schedule, record changes, send alerts (until SIGTERM)."""
-    _log_progress(quiet)
     from monitor.daemon import run_daemon  # imports Scrapy and APScheduler
 
     with _app(config_path) as app:
+        _log_progress(quiet, app.settings.logging.format)
         try:
             with app.archive.exclusive_daemon():
                 run_daemon(app)
@@ -142,19 +144,17 @@ def run(config_path: str | None, quiet: bool) -> None:
 @click.option("--host", default=None, help="Address to listen on (default: [serve] host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port ([serve] port).")
 def serve(config_path: str | None, host: str | None, port: int | None) -> None:
-    """Serve the archive read-only over HTTP: JSON API under /api, its docs at /api/docs."""
-    _log_progress(quiet=False)
+    """Serve the archive read-only over HTTP: pages, JSON API (/api/docs), feeds, exports."""
     import uvicorn
 
-    from monitor.web.site import create_app
-
     with _app(config_path) as app:
+        _log_progress(False, app.settings.logging.format)
         host = host or app.settings.serve.host
         port = app.settings.serve.port if port is None else port
         logging.getLogger(__name__).info(
             "serving the archive on http://%s:%d/ (API: /api/docs)", host, port
         )
-        uvicorn.run(create_app(app.archive), host=host, port=port, log_level="warning")
+        uvicorn.run(app.web(), host=host, port=port, log_level="warning")
 
 
 @main.command()
@@ -231,6 +231,53 @@ def outbox(
             click.echo(f"        last error: {row.last_error}")
 
 
+@main.command()
+@config_option
+@json_option
+def status(config_path: str | None, as_json: bool) -> None:
+    """Health at a glance (as /healthz): each site's crawls, the archive, the alerts.
+
+    Exit 0 when healthy, 1 when there is a problem (each printed on a line).
+    """
+    with _app(config_path) as app:
+        try:
+            health = app.health()
+        except SQLAlchemyError as error:
+            _fail(f"cannot read the archive: {first_line(error)}")
+    if as_json:
+        _print_json(health_json(health))
+    else:
+        _print_health(health)
+    if not health.healthy:
+        sys.exit(EXIT_FAILED)
+
+
+def _print_health(health: Health) -> None:
+    verdict = "healthy" if health.healthy else f"UNHEALTHY ({len(health.problems)} problem(s))"
+    click.echo(f"embassy-watch: {verdict} at {iso(health.checked_at)}")
+    for site in health.sites:
+        state = site.state
+        if site.never_crawled:
+            click.echo(f"site {state.site}: not crawled yet")
+            continue
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(state.errors_total.items())) or "none"
+        took = f" in {state.last_crawl_seconds:.1f}s" if state.last_crawl_seconds else ""
+        click.echo(
+            f"site {state.site}: last crawl {iso(state.last_crawl_at)}{took}, "
+            f"last success {iso(state.last_success_at) or 'never'}; "
+            f"{state.crawls_total} crawls, {state.pages_fetched_total} pages, errors: {errors}"
+        )
+    tallies = health.tallies
+    statements = ", ".join(f"{n} {status}" for status, n in sorted(tallies.statements.items()))
+    click.echo(f"archive: {statements or 'no statements'}; {tallies.revisions} revisions")
+    events = ", ".join(f"{kind} {n}" for kind, n in sorted(tallies.events.items()))
+    click.echo(f"events: {events or 'none'}")
+    alerts = ", ".join(f"{n} {state}" for state, n in tallies.outbox.items())
+    click.echo(f"alerts: {alerts}")
+    for problem in health.problems:
+        click.echo(f"problem: {problem}")
+
+
 @main.command("notify-test")
 @config_option
 def notify_test(config_path: str | None) -> None:
@@ -264,9 +311,25 @@ class OneLineFormatter(logging.Formatter):
         return line.replace("\n", " ")
 
 
-def _log_progress(quiet: bool) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (`[logging] format = "json"`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            entry["error"] = f"{type(error).__name__}: {error}"
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _log_progress(quiet: bool, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else OneLineFormatter())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)

@@ -17,6 +17,7 @@ from storage.archive import MISSING, Archive
 from storage.errors import first_line
 from storage.records import (
     Capture,
+    CrawlStats,
     EventPolicy,
     ExtractionFailure,
     HealthCondition,
@@ -60,6 +61,20 @@ def _recently_listed(known: list[KnownStatement], now: datetime, interval: float
     since = now - timedelta(seconds=2.5 * interval)
     return frozenset(
         s.url for s in known if s.last_listed_at is not None and s.last_listed_at >= since
+    )
+
+
+def crawl_stats(report: CrawlReport, finished: datetime) -> CrawlStats:
+    errors = {
+        "listing": len(report.listing_errors),
+        "fetch": len(report.fetch_errors),
+        "extraction": len(report.extraction_failures),
+        "blocked": report.blocked_responses,
+    }
+    return CrawlStats(
+        seconds=(finished - report.started_at).total_seconds(),
+        pages_fetched=report.listing_pages + sum(report.outcomes.values()),
+        errors={kind: count for kind, count in errors.items() if count},
     )
 
 
@@ -127,7 +142,11 @@ class Monitor:
         finished = report.finished_at or self.clock()
         try:
             state = self.archive.finish_crawl(
-                site.name, finished, succeeded=not report.failed, blocked=looks_blocked(report)
+                site.name,
+                finished,
+                succeeded=not report.failed,
+                blocked=looks_blocked(report),
+                stats=crawl_stats(report, finished),
             )
             self._judge_health(site.name, report, state.blocked_streak, finished)
         except SQLAlchemyError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.status import Health, SiteHealth
 from storage.records import (
     ChangeEvent,
     Delivery,
@@ -122,4 +123,34 @@ def search_hit_json(hit: SearchHit) -> dict[str, Any]:
         "title": hit.title,
         "field": hit.field,
         "snippet": {"before": hit.before, "match": hit.match, "after": hit.after},
+    }
+
+
+def health_json(health: Health) -> dict[str, Any]:
+    tallies = health.tallies
+    return {
+        "healthy": health.healthy,
+        "problems": list(health.problems),
+        "checked_at": iso(health.checked_at),
+        "sites": [site_health_json(site) for site in health.sites],
+        "statements": tallies.statements,
+        "revisions": tallies.revisions,
+        "events": tallies.events,
+        "outbox": tallies.outbox,
+        "oldest_waiting_alert_at": iso(tallies.oldest_waiting_at),
+    }
+
+
+def site_health_json(site: SiteHealth) -> dict[str, Any]:
+    state = site.state
+    return {
+        "site": state.site,
+        "last_crawl_at": iso(state.last_crawl_at),
+        "last_success_at": iso(state.last_success_at),
+        "last_crawl_seconds": state.last_crawl_seconds,
+        "stale_after_seconds": site.stale_limit.total_seconds(),
+        "conditions": [str(condition) for condition in state.conditions],
+        "crawls": state.crawls_total,
+        "pages_fetched": state.pages_fetched_total,
+        "errors": state.errors_total,
     }

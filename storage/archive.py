@@ -28,6 +28,7 @@ from storage.outbox import Outbox
 from storage.records import (
     Capture,
     ChangeEvent,
+    CrawlStats,
     EventKind,
     EventPolicy,
     ExtractionFailure,
@@ -44,6 +45,7 @@ from storage.records import (
     StatementContent,
     StatementFilter,
     StatementSummary,
+    Tallies,
 )
 from storage.search import search as search_revisions
 
@@ -442,12 +444,26 @@ class Archive:
             return _site_state(row) if row else SiteState(site)
 
     def finish_crawl(
-        self, site: str, at: datetime, *, succeeded: bool, blocked: bool = False
+        self,
+        site: str,
+        at: datetime,
+        *,
+        succeeded: bool,
+        blocked: bool = False,
+        stats: CrawlStats | None = None,
     ) -> SiteState:
         """Note a finished crawl; the first successful one ends the site's baseline."""
         with self._write.begin() as session:
             row = self._site_row(session, site)
             row.last_crawl_at = at
+            if stats is not None:
+                row.last_crawl_seconds = stats.seconds
+                row.crawls_total += 1
+                row.pages_fetched_total += stats.pages_fetched
+                totals = dict(row.errors_total)
+                for kind, count in stats.errors.items():
+                    totals[kind] = totals.get(kind, 0) + count
+                row.errors_total = totals
             row.blocked_streak = row.blocked_streak + 1 if blocked else 0
             if succeeded:
                 row.last_success_at = at
@@ -497,7 +513,14 @@ class Archive:
     def _site_row(self, session: Session, site: str) -> models.SiteState:
         row = session.get(models.SiteState, site)
         if row is None:
-            row = models.SiteState(site=site, conditions={}, blocked_streak=0)
+            row = models.SiteState(
+                site=site,
+                conditions={},
+                blocked_streak=0,
+                crawls_total=0,
+                pages_fetched_total=0,
+                errors_total={},
+            )
             session.add(row)
         return row
 
@@ -657,6 +680,25 @@ class Archive:
             blob = session.get(models.Blob, sha256)
             return zlib.decompress(blob.data) if blob else None
 
+    def tallies(self) -> Tallies:
+        statement, event = models.Statement, models.ChangeEvent
+        with self._reading() as session:
+            by_status = session.execute(
+                select(statement.status, func.count()).group_by(statement.status)
+            ).all()
+            by_kind = session.execute(select(event.kind, func.count()).group_by(event.kind)).all()
+            revisions = session.scalar(select(func.count()).select_from(models.Revision)) or 0
+            sites = session.scalars(select(models.SiteState).order_by(models.SiteState.site))
+            site_states = tuple(_site_state(row) for row in sites)
+        return Tallies(
+            statements={status: count for status, count in by_status},
+            revisions=revisions,
+            events={kind: count for kind, count in by_kind},
+            outbox={str(status): count for status, count in self.outbox.counts().items()},
+            oldest_waiting_at=self.outbox.oldest_waiting(),
+            sites=site_states,
+        )
+
     def counts(self) -> dict[str, int]:
         """Row counts per table (for summaries and tests of what a crawl wrote)."""
         tables = {
@@ -700,6 +742,10 @@ def _site_state(row: models.SiteState) -> SiteState:
         last_success_at=row.last_success_at,
         blocked_streak=row.blocked_streak,
         conditions=tuple(HealthCondition(name) for name in row.conditions),
+        last_crawl_seconds=row.last_crawl_seconds,
+        crawls_total=row.crawls_total,
+        pages_fetched_total=row.pages_fetched_total,
+        errors_total=dict(row.errors_total),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -211,3 +212,8 @@ class SiteState(Base):
     blocked_streak: Mapped[int] = mapped_column(Integer, default=0)  # crawls refused in a row
     # Raised health conditions: {"blocked": "detail", ...}; each is alerted once.
     conditions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Counters since the archive began (Prometheus counters survive restarts this way).
+    last_crawl_seconds: Mapped[float | None] = mapped_column(Float)
+    crawls_total: Mapped[int] = mapped_column(Integer, default=0)
+    pages_fetched_total: Mapped[int] = mapped_column(Integer, default=0)
+    errors_total: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)

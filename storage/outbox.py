@@ -99,6 +99,14 @@ class Outbox:
             rows = session.execute(query.order_by(models.Outbox.id.desc()).limit(limit)).all()
             return [_delivery(outbox, event) for outbox, event in rows]
 
+    def oldest_waiting(self) -> datetime | None:
+        """When the oldest alert still to be delivered was queued."""
+        waiting = (str(DeliveryStatus.PENDING), str(DeliveryStatus.SENDING))
+        with self._read() as session, session.begin():
+            return session.scalar(
+                select(func.min(models.Outbox.created_at)).where(models.Outbox.status.in_(waiting))
+            )
+
     def counts(self) -> dict[DeliveryStatus, int]:
         with self._read() as session, session.begin():
             rows = session.execute(

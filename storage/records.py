@@ -239,6 +239,19 @@ class SiteState:
     last_success_at: datetime | None = None
     blocked_streak: int = 0
     conditions: tuple[HealthCondition, ...] = ()
+    last_crawl_seconds: float | None = None
+    crawls_total: int = 0
+    pages_fetched_total: int = 0
+    errors_total: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CrawlStats:
+    """What one crawl did, added to the site's running totals."""
+
+    seconds: float
+    pages_fetched: int
+    errors: dict[str, int] = field(default_factory=dict)  # kind -> count, e.g. {"fetch": 2}
 
 
 @dataclass(frozen=True)
@@ -261,3 +274,15 @@ class SearchResults:
     query: str
     total: int
     hits: tuple[SearchHit, ...]
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """Archive-wide counts for `status` and /metrics."""
+
+    statements: dict[str, int]  # by status
+    revisions: int
+    events: dict[str, int]  # by kind
+    outbox: dict[str, int]  # by delivery status
+    oldest_waiting_at: datetime | None  # the oldest alert not yet delivered nor given up
+    sites: tuple[SiteState, ...]

@@ -52,16 +52,25 @@ def as_displayed(paragraphs: list[str]) -> str:
     return "\n\n".join(re.sub(r"\s+", " ", p.replace("\xa0", " ")).strip() for p in paragraphs)
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any EMBASSY_WATCH_* setting the tester may have."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("EMBASSY_WATCH_")}
+
+
 @dataclass
 class EmbassyWatch:
     config: Path
     database_url: str
 
     def run(
-        self, *args: str, expect: int | None = 0, timeout: float = 120
+        self,
+        *args: str,
+        expect: int | None = 0,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         command = [str(EXECUTABLE), *args, "--config", str(self.config)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EMBASSY_WATCH_")}
+        env = clean_environment() | (env or {})
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
@@ -94,7 +103,7 @@ class EmbassyWatch:
             opened.close()
 
     def start_daemon(self, log: Path) -> Daemon:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EMBASSY_WATCH_")}
+        env = clean_environment()
         with log.open("ab") as handle:
             process = subprocess.Popen(
                 [str(EXECUTABLE), "run", "--config", str(self.config)],

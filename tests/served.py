@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import postgres_database
-from tests.helpers import EXECUTABLE, EmbassyWatch, write_config
+from tests.helpers import EXECUTABLE, EmbassyWatch, clean_environment, write_config
 from tests.replica.site import ReplicaSite, Statement
 
 EDITED_SLUG = "statement-24"
@@ -92,21 +92,28 @@ def _build_archive(tmp: Path, database_url: str) -> tuple[EmbassyWatch, int]:
 def serving(backend: str, tmp: Path) -> Iterator[Served]:
     with postgres_database() if backend == "postgresql" else _sqlite(tmp) as database_url:
         ew, edited_id = _build_archive(tmp, database_url)
-        port = _free_port()
-        log = tmp / "serve.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [str(EXECUTABLE), "serve", "--config", str(ew.config), "--port", str(port)],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(base, process, log)
+        with serve_process(ew, tmp / "serve.log") as base:
             yield Served(base, ew, edited_id)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+
+
+@contextmanager
+def serve_process(ew: EmbassyWatch, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `embassy-watch serve` on a free port; yields its base URL."""
+    port = _free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(EXECUTABLE), "serve", "--config", str(ew.config), "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=clean_environment() | (env or {}),
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process, log)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 class _sqlite:

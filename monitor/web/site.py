@@ -20,8 +20,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.export import ExportFormat, export
+from monitor.status import Health
 from monitor.web.api import api, docs_page
 from monitor.web.feeds import feeds
+from monitor.web.operations import operations
 from monitor.web.pages import HERE, pages, templates
 from storage.archive import Archive
 
@@ -34,10 +36,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 ExportPath = Annotated[ExportFormat, Path(description="jsonl, csv or warc")]
-MACHINE_PREFIXES = ("/api/", "/openapi.json", "/feeds/", "/export/")
+MACHINE_PREFIXES = ("/api/", "/openapi.json", "/feeds/", "/export/", "/healthz", "/metrics")
 
 
-def create_app(archive: Archive) -> FastAPI:
+def create_app(archive: Archive, health: Callable[[], Health]) -> FastAPI:
     app = FastAPI(
         title="embassy-watch archive",
         version="1",
@@ -48,6 +50,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(api(archive), prefix="/api")
     app.include_router(pages(archive))
     app.include_router(feeds(archive))
+    app.include_router(operations(health))
     _add_exports(app, archive)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
