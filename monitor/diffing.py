@@ -9,6 +9,7 @@ by a time limit (diff-match-patch then returns a coarser but still exact diff).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,8 +61,13 @@ def _engine(timeout: float) -> diff_match_patch:
 
 
 def diff_text(old: str, new: str, timeout: float = DIFF_TIMEOUT_SECONDS) -> list[DiffOp]:
-    """Sentence alignment first, then characters inside each replaced run of sentences."""
+    """Sentence alignment first, then characters inside each replaced run of sentences.
+
+    One deadline covers the whole diff: once it has passed, remaining replaced runs are
+    shown whole (deleted, then inserted) instead of character by character.
+    """
     dmp = _engine(timeout)
+    deadline = time.time() + timeout  # diff-match-patch measures deadlines with time.time()
     old_sentences, new_sentences = _sentences(old), _sentences(new)
     vocabulary: dict[str, str] = {}
     encoded_old = _encode(old_sentences, vocabulary)
@@ -69,7 +75,7 @@ def diff_text(old: str, new: str, timeout: float = DIFF_TIMEOUT_SECONDS) -> list
     decode = {code: sentence for sentence, code in vocabulary.items()}
     coarse = [
         (op, "".join(decode[code] for code in codes))
-        for op, codes in dmp.diff_main(encoded_old, encoded_new, False)
+        for op, codes in dmp.diff_main(encoded_old, encoded_new, False, deadline)
     ]
     result: list[DiffOp] = []
     index = 0
@@ -77,7 +83,7 @@ def diff_text(old: str, new: str, timeout: float = DIFF_TIMEOUT_SECONDS) -> list
         op, text = coarse[index]
         following = coarse[index + 1] if index + 1 < len(coarse) else None
         if op == -1 and following is not None and following[0] == 1:
-            result.extend(_char_diff(dmp, text, following[1]))
+            result.extend(_char_diff(dmp, text, following[1], deadline))
             index += 2
             continue
         result.append(DiffOp(_DMP_OPS[op], text))
@@ -85,8 +91,10 @@ def diff_text(old: str, new: str, timeout: float = DIFF_TIMEOUT_SECONDS) -> list
     return _merge(result)
 
 
-def _char_diff(dmp: diff_match_patch, old: str, new: str) -> list[DiffOp]:
-    diffs = dmp.diff_main(old, new)
+def _char_diff(dmp: diff_match_patch, old: str, new: str, deadline: float) -> list[DiffOp]:
+    if time.time() >= deadline:
+        return [DiffOp(Op.DELETE, old), DiffOp(Op.INSERT, new)]
+    diffs = dmp.diff_main(old, new, True, deadline)
     dmp.diff_cleanupSemantic(diffs)
     return [DiffOp(_DMP_OPS[op], text) for op, text in diffs]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from monitor.diffing import Op, diff_statements, diff_text, render_marked
+from monitor.diffing import DiffOp, Op, diff_statements, diff_text, render_marked
 from monitor.messages import render_diff
 from storage.records import StatementContent
 
@@ -60,3 +60,16 @@ def test_metadata_changes_are_listed_apart_from_the_body() -> None:
 def test_identical_content_has_an_empty_diff() -> None:
     same = StatementContent(url="u", title="t", body="正文。")
     assert diff_statements(same, same).is_empty
+
+
+def test_past_the_deadline_a_diff_is_coarser_but_still_exact() -> None:
+    old = "第一句没有变。第二句有一处修改。第三句也一样。" * 50
+    new = old.replace("修改", "變更").replace("第三句", "第3句")
+    for timeout in (0.0, 1.0):
+        ops = diff_text(old, new, timeout=timeout)
+        assert "".join(op.text for op in ops if op.op is not Op.INSERT) == old
+        assert "".join(op.text for op in ops if op.op is not Op.DELETE) == new
+    # With no time left, the changed stretch is shown whole (deleted, then inserted).
+    coarse = diff_text(old, new, timeout=0.0)
+    assert [op.op for op in coarse] == [Op.EQUAL, Op.DELETE, Op.INSERT]
+    assert coarse[0] == DiffOp(Op.EQUAL, "第一句没有变。")
