@@ -48,10 +48,10 @@ def api(archive: Archive) -> APIRouter:
             site=site,
             status=status,
             tag=tag,
-            published_from=_utc(published_from),
-            published_to=_utc(published_to),
-            changed_from=_utc(changed_from),
-            changed_to=_utc(changed_to),
+            published_from=utc(published_from),
+            published_to=utc(published_to),
+            changed_from=utc(changed_from),
+            changed_to=utc(changed_to),
         )
         found = archive.statements(where)
         page = found[offset : offset + limit]
@@ -69,20 +69,20 @@ def api(archive: Archive) -> APIRouter:
             datetime | None, Query(description="the revision in force at this ISO 8601 time")
         ] = None,
     ) -> dict[str, Any]:
-        found = _statement(archive, statement_id)
-        revision = archive.revision(found.id, at=_utc(at))
+        found = find_or_404(archive, statement_id)
+        revision = archive.revision(found.id, at=utc(at))
         if revision is None:
             raise HTTPException(404, f"statement {statement_id} was not yet archived at {at}")
         return revision_json(found, revision)
 
     @router.get("/statements/{statement_id}/revisions", summary="A statement's revisions")
     def revisions(statement_id: int) -> list[dict[str, Any]]:
-        found = _statement(archive, statement_id)
+        found = find_or_404(archive, statement_id)
         return [revision_summary_json(row) for row in archive.history(found.id)]
 
     @router.get("/statements/{statement_id}/revisions/{number}", summary="One revision")
     def revision(statement_id: int, number: int) -> dict[str, Any]:
-        found = _statement(archive, statement_id)
+        found = find_or_404(archive, statement_id)
         row = archive.revision(found.id, number=number)
         if row is None:
             raise HTTPException(404, f"statement {statement_id} has no revision {number}")
@@ -94,7 +94,7 @@ def api(archive: Archive) -> APIRouter:
         old: Annotated[int | None, Query(alias="from", ge=1)] = None,
         new: Annotated[int | None, Query(alias="to", ge=1)] = None,
     ) -> dict[str, Any]:
-        found = _statement(archive, statement_id)
+        found = find_or_404(archive, statement_id)
         newest = new or found.revisions
         oldest = old or max(newest - 1, 1)
         before = archive.revision(found.id, number=oldest)
@@ -128,7 +128,7 @@ def api(archive: Archive) -> APIRouter:
         limit: Limit = 100,
     ) -> list[dict[str, Any]]:
         events = archive.changes(
-            since=_utc(since), site=site, statement_id=statement_id, limit=limit
+            since=utc(since), site=site, statement_id=statement_id, limit=limit
         )
         return [event_json(event) for event in events]
 
@@ -150,14 +150,14 @@ def api(archive: Archive) -> APIRouter:
     return router
 
 
-def _statement(archive: Archive, statement_id: int) -> StatementSummary:
+def find_or_404(archive: Archive, statement_id: int) -> StatementSummary:
     found = archive.find_statement(str(statement_id))
     if found is None:
         raise HTTPException(404, f"no statement {statement_id}")
     return found
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from feedgen.feed import FeedGenerator
 
 from monitor.messages import Format, render, what_changed
+from monitor.web.api import find_or_404
 from storage.archive import Archive
 from storage.records import ChangeEvent, EventKind
 
@@ -42,9 +43,7 @@ def feeds(archive: Archive) -> APIRouter:
 
     @router.get("/feeds/statements/{statement_id}.atom")
     def one_statement(request: Request, statement_id: int) -> Response:
-        found = archive.find_statement(str(statement_id))
-        if found is None:
-            raise HTTPException(404, f"no statement {statement_id}")
+        found = find_or_404(archive, statement_id)
         events = archive_events(archive, statement_id=found.id)
         return _feed(archive, request, f"Changes · 变更: {found.title or found.url}", events)
 

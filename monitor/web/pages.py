@@ -19,13 +19,13 @@ from fastapi.templating import Jinja2Templates
 
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
 from monitor.messages import LABELS
+from monitor.web.api import find_or_404, utc
 from storage.archive import Archive
 from storage.records import (
     ChangeEvent,
     EventKind,
     RevisionSummary,
     StatementFilter,
-    StatementSummary,
 )
 
 HERE = Path(__file__).parent
@@ -87,7 +87,7 @@ def pages(archive: Archive) -> APIRouter:
 
     @router.get("/statements/{statement_id}")
     def timeline(request: Request, statement_id: int) -> HTMLResponse:
-        found = _statement(archive, statement_id)
+        found = find_or_404(archive, statement_id)
         history = archive.history(found.id)
         events = archive.changes(statement_id=found.id, limit=TIMELINE_EVENTS)
         return render(
@@ -98,7 +98,7 @@ def pages(archive: Archive) -> APIRouter:
 
     @router.get("/statements/{statement_id}/revisions/{number}")
     def revision(request: Request, statement_id: int, number: int) -> HTMLResponse:
-        found = _statement(archive, statement_id)
+        found = find_or_404(archive, statement_id)
         row = archive.revision(found.id, number=number)
         if row is None:
             raise HTTPException(404, f"statement {statement_id} has no revision {number}")
@@ -106,8 +106,8 @@ def pages(archive: Archive) -> APIRouter:
 
     @router.get("/statements/{statement_id}/at")
     def as_of(request: Request, statement_id: int, time: datetime) -> HTMLResponse:
-        found = _statement(archive, statement_id)
-        at = _utc(time)
+        found = find_or_404(archive, statement_id)
+        at = utc(time)
         row = archive.revision(found.id, at=at)
         if row is None:
             message = f"statement {statement_id} was not yet archived at {_when(at)}"
@@ -122,7 +122,7 @@ def pages(archive: Archive) -> APIRouter:
         new: Annotated[int | None, Query(alias="to", ge=1)] = None,
         view: Annotated[str, Query(pattern="^(inline|side)$")] = "inline",
     ) -> HTMLResponse:
-        found = _statement(archive, statement_id)
+        found = find_or_404(archive, statement_id)
         newest = new or found.revisions
         oldest = old or max(newest - 1, 1)
         before = archive.revision(found.id, number=oldest)
@@ -192,13 +192,6 @@ def pages(archive: Archive) -> APIRouter:
     return router
 
 
-def _statement(archive: Archive, statement_id: int) -> StatementSummary:
-    found = archive.find_statement(str(statement_id))
-    if found is None:
-        raise HTTPException(404, f"no statement {statement_id}")
-    return found
-
-
 def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list[TimelineEntry]:
     """Revisions and the events about them (and take-downs) in one list, newest first."""
     by_revision = {
@@ -220,10 +213,6 @@ def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list
         if id(e) not in numbered
     ]
     return sorted(entries, key=lambda entry: entry.at, reverse=True)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _when(value: datetime | None) -> str:

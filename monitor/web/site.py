@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Path, Request, Response
+from fastapi import FastAPI, Path, Request, Response
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.export import ExportFormat, export
 from monitor.status import Health
-from monitor.web.api import api, docs_page
+from monitor.web.api import api, docs_page, find_or_404
 from monitor.web.feeds import feeds
 from monitor.web.operations import operations
 from monitor.web.pages import HERE, pages, templates
@@ -80,9 +80,7 @@ def _add_exports(app: FastAPI, archive: Archive) -> None:
     @app.get("/export/statements/{statement_id}.{fmt}", include_in_schema=False)
     @app.get("/export/statements/{statement_id}.{fmt}.gz", include_in_schema=False)
     def one_statement(statement_id: int, fmt: ExportPath) -> StreamingResponse:
-        found = archive.find_statement(str(statement_id))
-        if found is None:
-            raise HTTPException(404, f"no statement {statement_id}")
+        found = find_or_404(archive, statement_id)
         return _download(export(archive, fmt, found), fmt, f"statement-{statement_id}")
 
 
