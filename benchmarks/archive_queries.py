@@ -135,6 +135,7 @@ def run(name: str, archive: Archive, statements: int, revisions: int) -> list[st
         with archive.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
     total = archive.counts()["revisions"]
+    print(f"{name}: {total:,} revisions written in {built:.0f} s", file=sys.stderr)
 
     def as_of() -> object:
         sid = rng.randint(1, statements)
@@ -156,7 +157,6 @@ def run(name: str, archive: Archive, statements: int, revisions: int) -> list[st
         rows.append(
             f"| {name}: search {label}, first 20 of {hits:,} | {_ms(measure(lambda q=query: archive.search(q, limit=20)))} |"
         )
-    print(f"{name}: {total:,} revisions written in {built:.0f} s", file=sys.stderr)
     return rows
 
 

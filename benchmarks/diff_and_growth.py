@@ -20,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def growth(url: str, revisions: int, rng: random.Random, sentences: list[str]) -
             fetched_at=when, status=200, headers={"Content-Type": "text/html"},
             body=page_bytes(text),
         )  # fmt: skip
-        archive.record_detail(capture, replace(content(text)))
+        archive.record_detail(capture, content(text))
 
     record(body, at)
     before = size_of(url, archive)
@@ -147,8 +147,6 @@ def main() -> None:
     print("| backend | bytes per revision | raw page (zlib) + text row, for scale |")
     print("|---|---|---|")
     page = page_bytes(long_text(rng, sentences))
-    import zlib
-
     scale = f"{len(zlib.compress(page, 9)):,} + {len(page) - 150:,}"
     with tempfile.TemporaryDirectory() as tmp:
         before, after = growth(f"sqlite:///{Path(tmp) / 'a.db'}", args.revisions, rng, sentences)

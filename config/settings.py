@@ -225,6 +225,11 @@ class Settings(_Section):
     def site_names(self) -> tuple[str, ...]:
         return tuple(site.name for site in self.sites)
 
+    @property
+    def stale_after_seconds(self) -> float:
+        """A site with no successful crawl for this long is unhealthy."""
+        return self.schedule.interval * self.health.stale_after
+
 
 # Sections whose scalar keys can be set as EMBASSY_WATCH_<SECTION>_<KEY>.
 _ENV_SECTIONS: dict[str, type[_Section]] = {

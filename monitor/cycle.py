@@ -73,7 +73,7 @@ def crawl_stats(report: CrawlReport, finished: datetime) -> CrawlStats:
     }
     return CrawlStats(
         seconds=(finished - report.started_at).total_seconds(),
-        pages_fetched=report.listing_pages + sum(report.outcomes.values()),
+        pages_fetched=report.listing_pages + report.statements_fetched,
         errors={kind: count for kind, count in errors.items() if count},
     )
 
@@ -156,9 +156,7 @@ class Monitor:
     def check_staleness(self) -> None:
         """Alert when a site has had no successful crawl for `stale_after` intervals."""
         now = self.clock()
-        limit = timedelta(
-            seconds=self.settings.schedule.interval * self.settings.health.stale_after
-        )
+        limit = timedelta(seconds=self.settings.stale_after_seconds)
         for site in self.settings.sites:
             state = self.archive.site_state(site.name)
             if state.last_crawl_at is None:

@@ -31,6 +31,11 @@ class ExportFormat(StrEnum):
     def filename_suffix(self) -> str:
         return ".warc.gz" if self is ExportFormat.WARC else f".{self.value}"
 
+    @classmethod
+    def from_suffix(cls, suffix: str) -> ExportFormat | None:
+        """The format a download name ends in (`jsonl`, `csv`, `warc.gz`), if any."""
+        return next((f for f in cls if f.filename_suffix == "." + suffix), None)
+
     @property
     def media_type(self) -> str:
         return {

@@ -19,6 +19,7 @@ from monitor.diffing import (
     diff_statements,
     diff_text,
     marked_paragraphs,
+    render_marked,
 )
 from storage.archive import Archive
 from storage.records import ChangeEvent, EventKind
@@ -164,11 +165,7 @@ class _Text:
         return "".join(self.op(op) for op in ops)
 
     def op(self, op: DiffOp) -> str:
-        if op.op is Op.DELETE:
-            return f"[-{op.text}-]"
-        if op.op is Op.INSERT:
-            return f"{{+{op.text}+}}"
-        return op.text
+        return render_marked((op,))
 
     def heading(self, text: str) -> str:
         return text
@@ -263,9 +260,7 @@ class _Html(_Text):
 
     def wrap(self, parts: list[str]) -> str:
         inner = "\n".join(part for part in parts if part)
-        return (
-            f'<div style="font-family:sans-serif;font-size:14px;max-width:760px">\n{inner}\n</div>'
-        )
+        return f'<div style="{PAGE_STYLE}">\n{inner}\n</div>'
 
 
 _RENDERERS: dict[Format, _Text] = {

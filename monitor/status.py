@@ -43,7 +43,7 @@ class Health:
 def read_health(archive: Archive, settings: Settings, now: datetime) -> Health:
     tallies = archive.tallies()
     states = {state.site: state for state in tallies.sites}
-    stale_limit = timedelta(seconds=settings.schedule.interval * settings.health.stale_after)
+    stale_limit = timedelta(seconds=settings.stale_after_seconds)
     sites = tuple(
         SiteHealth(states.get(name, SiteState(site=name)), stale_limit)
         for name in settings.site_names
@@ -54,7 +54,7 @@ def read_health(archive: Archive, settings: Settings, now: datetime) -> Health:
         problems.append(f"{failed} alert(s) given up (see `embassy-watch outbox --status failed`)")
     late = max(MIN_LATE, timedelta(seconds=settings.notify.check_every * LATE_AFTER_CHECKS))
     if tallies.oldest_waiting_at is not None and now - tallies.oldest_waiting_at > late:
-        waited = _duration(now - tallies.oldest_waiting_at)
+        waited = _elapsed(now - tallies.oldest_waiting_at)
         problems.append(f"an alert has waited {waited} to be delivered")
     return Health(now, sites, tallies, tuple(problems))
 
@@ -69,13 +69,13 @@ def _site_problems(site: SiteHealth, now: datetime) -> list[str]:
         problems.append(f"{state.site}: no successful crawl yet")
     elif now - since > site.stale_limit:
         problems.append(
-            f"{state.site}: no successful crawl for {_duration(now - since)}"
-            f" (limit {_duration(site.stale_limit)})"
+            f"{state.site}: no successful crawl for {_elapsed(now - since)}"
+            f" (limit {_elapsed(site.stale_limit)})"
         )
     return problems
 
 
-def _duration(value: timedelta) -> str:
+def _elapsed(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     if seconds < 120:
         return f"{seconds}s"

@@ -595,6 +595,12 @@ class Archive:
         # Tags are a JSON list per revision; an archive holds thousands, not millions.
         return [s for s in found if where.tag is None or where.tag in s.tags]
 
+    def sites(self) -> list[str]:
+        """Names of the sites with archived statements."""
+        with self._reading() as session:
+            query = select(models.Statement.site).distinct().order_by(models.Statement.site)
+            return list(session.scalars(query))
+
     def find_statement(self, ref: str) -> StatementSummary | None:
         """A statement by numeric id or by any URL it has been known by."""
         with self._reading() as session:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, text
+from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from storage import models
@@ -30,7 +30,7 @@ def search(session: Session, query: str, limit: int, offset: int) -> SearchResul
     # One pass over the text: every matching id, newest first; then only the page's rows.
     ids = session.scalars(
         select(models.Revision.id)
-        .where(models.Revision.id.in_(_matching(session, query)))
+        .where(_matching(session, query))
         .order_by(models.Revision.observed_at.desc(), models.Revision.id.desc())
     ).all()
     page = ids[offset : offset + limit]
@@ -47,17 +47,17 @@ def search(session: Session, query: str, limit: int, offset: int) -> SearchResul
     return SearchResults(query, len(ids), hits)
 
 
-def _matching(session: Session, query: str) -> Select[int]:
-    """Ids of the revisions whose title or body contains `query`."""
+def _matching(session: Session, query: str) -> ColumnElement[bool]:
+    """The condition on a revision: its title or body contains `query`."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite" and len(query) >= MIN_TRIGRAM_QUERY:
         phrase = '"' + query.replace('"', '""') + '"'  # a phrase: no FTS5 query syntax
-        return (
+        return models.Revision.id.in_(
             select(text("rowid"))
             .select_from(text("revision_fts"))
             .where(text("revision_fts MATCH :phrase").bindparams(phrase=phrase))
         )
-    return select(models.Revision.id).where(_contains(query, dialect))
+    return _contains(query, dialect)
 
 
 def _contains(query: str, dialect: str) -> ColumnElement[bool]:

@@ -1,4 +1,4 @@
-"""Operations: /healthz, /metrics, `embassy-watch status`, JSON logs, over a crawled archive."""
+"""Operations: /healthz, /metrics, `embassy-watch status`, JSON logs, and the health rules."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import json
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from config import Settings
+from monitor.status import read_health
+from storage.archive import Archive
+from storage.records import EventPolicy, NotifyTarget
 from tests.helpers import EmbassyWatch
 from tests.served import Served, serve_process
+from tests.test_archive import CONTENT, T0, capture
 
 # A site is stale once it has had no good crawl for interval x stale_after: here 2 s.
 STALE_QUICKLY = {
@@ -94,3 +99,19 @@ def test_json_logs_are_one_object_per_line(ew: EmbassyWatch) -> None:
     assert any(entry["message"].startswith("new: http") for entry in entries)
     first = datetime.fromisoformat(entries[0]["time"].replace("Z", "+00:00"))
     assert abs((datetime.now(UTC) - first).total_seconds()) < 120
+
+
+def test_health_names_an_alert_waiting_too_long_and_one_given_up(archive: Archive) -> None:
+    settings = Settings()  # outbox read every 10 s: an alert is late after 10 minutes
+    mail = NotifyTarget("k-mail", "mailto://ops@example.org")
+    archive.record_detail(capture(), CONTENT, policy=EventPolicy(alert_to=(mail,)))
+    assert read_health(archive, settings, T0 + timedelta(minutes=5)).healthy
+    late = read_health(archive, settings, T0 + timedelta(minutes=11))
+    assert late.problems == ("an alert has waited 11m to be delivered",)
+
+    (row,) = archive.outbox.due(T0)
+    archive.outbox.mark_attempt_failed(row.id, "SMTP 550", retry_at=None)
+    given_up = read_health(archive, settings, T0 + timedelta(minutes=11))
+    assert given_up.problems == (
+        "1 alert(s) given up (see `embassy-watch outbox --status failed`)",
+    )

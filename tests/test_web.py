@@ -14,6 +14,7 @@ import feedparser
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from monitor.web.pages import templates
 from tests.served import HOSTILE, Served
 
 SCRIPT_TAG = re.compile(r"<\s*(script|img|iframe|style)\b", re.IGNORECASE)
@@ -167,10 +168,14 @@ def test_atom_feeds_parse_and_carry_the_diff(served: Served) -> None:
     site = served.get("/api/statements?limit=1")["statements"][0]["site"]
     assert len(_feed(served, f"/feeds/sites/{quote(site)}.atom").entries) == 3
     assert _feed(served, "/feeds/sites/nowhere.atom").entries == []
+    # Reached by another host name (a proxy, a new domain): links follow it, ids do not.
+    renamed = _feed(served, "/feeds/changes.atom", {"Host": "archive.example.org"})
+    assert [e.id for e in renamed.entries] == [e.id for e in everything.entries]
+    assert all(e.link.startswith("http://archive.example.org/") for e in renamed.entries)
 
 
-def _feed(served: Served, path: str) -> Any:
-    status, headers, body = served.fetch(path)
+def _feed(served: Served, path: str, headers: dict[str, str] | None = None) -> Any:
+    status, headers, body = served.fetch(path, headers)
     assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
     parsed = feedparser.parse(body)
     assert not parsed.bozo, parsed.get("bozo_exception")
@@ -217,8 +222,30 @@ def _warc(data: bytes) -> list[tuple[str, str | None, str | None, str]]:
     found = []
     for record in ArchiveIterator(io.BytesIO(data), check_digests=True):
         status = record.http_headers.get_statuscode() if record.http_headers else None
-        body = record.content_stream().read().decode("utf-8", "replace")
+        payload = record.content_stream().read()
+        if record.rec_type == "response":
+            # The body is stored decoded: the headers must describe those bytes.
+            assert record.http_headers.get_header("Content-Length") == str(len(payload))
+            assert record.http_headers.get_header("Content-Encoding") is None
+        body = payload.decode("utf-8", "replace")
         found.append(
             (record.rec_type, record.rec_headers.get_header("WARC-Target-URI"), status, body)
         )
     return found
+
+
+@pytest.mark.parametrize(
+    ("url", "linked"),
+    [
+        ("https://china.usembassy-china.org.cn/zh/x/", True),
+        ("http://127.0.0.1:8080/zh/x/", True),
+        ("javascript:alert(1)", False),
+        ("JavaScript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("//evil.example/x", False),
+        ("", False),
+    ],
+)
+def test_links_are_made_only_from_http_addresses(url: str, linked: bool) -> None:
+    safe_href = templates().env.filters["href"]
+    assert (safe_href(url) == url) is linked

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from monitor.views import (
     statement_json,
 )
 from storage.archive import Archive
-from storage.records import StatementFilter, StatementSummary
+from storage.records import Revision, StatementFilter, StatementSummary
 
 MAX_PAGE = 500
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many to return")]
@@ -94,19 +95,12 @@ def api(archive: Archive) -> APIRouter:
         old: Annotated[int | None, Query(alias="from", ge=1)] = None,
         new: Annotated[int | None, Query(alias="to", ge=1)] = None,
     ) -> dict[str, Any]:
-        found = find_or_404(archive, statement_id)
-        newest = new or found.revisions
-        oldest = old or max(newest - 1, 1)
-        before = archive.revision(found.id, number=oldest)
-        after = archive.revision(found.id, number=newest)
-        if before is None or after is None:
-            missing = oldest if before is None else newest
-            raise HTTPException(404, f"statement {statement_id} has no revision {missing}")
-        changes = diff_statements(before.content, after.content)
+        pair = revision_pair_or_404(archive, statement_id, old, new)
+        changes = diff_statements(pair.before.content, pair.after.content)
         return {
-            "statement_id": found.id,
-            "from": oldest,
-            "to": newest,
+            "statement_id": pair.statement.id,
+            "from": pair.before.number,
+            "to": pair.after.number,
             "fields": [
                 {
                     "name": change.name,
@@ -155,6 +149,28 @@ def find_or_404(archive: Archive, statement_id: int) -> StatementSummary:
     if found is None:
         raise HTTPException(404, f"no statement {statement_id}")
     return found
+
+
+@dataclass(frozen=True)
+class RevisionPair:
+    statement: StatementSummary
+    before: Revision
+    after: Revision
+
+
+def revision_pair_or_404(
+    archive: Archive, statement_id: int, old: int | None, new: int | None
+) -> RevisionPair:
+    """Revisions `old` and `new` of a statement; by default the last two (or the only one)."""
+    found = find_or_404(archive, statement_id)
+    newest = new or found.revisions
+    oldest = old or max(newest - 1, 1)
+    before = archive.revision(found.id, number=oldest)
+    after = archive.revision(found.id, number=newest)
+    if before is None or after is None:
+        missing = oldest if before is None else newest
+        raise HTTPException(404, f"statement {statement_id} has no revision {missing}")
+    return RevisionPair(found, before, after)
 
 
 def utc(value: datetime | None) -> datetime | None:

@@ -107,14 +107,14 @@ Samples = list[tuple[tuple[str, ...], float]]
 
 
 def _counter(name: str, doc: str, labels: list[str], samples: Samples) -> Metric:
-    family = CounterMetricFamily(f"embassy_watch_{name}", doc, labels=labels)
-    for values, value in samples:
-        family.add_metric(list(values), value)
-    return family
+    return _family(CounterMetricFamily(f"embassy_watch_{name}", doc, labels=labels), samples)
 
 
 def _gauge(name: str, doc: str, labels: list[str], samples: Samples) -> Metric:
-    family = GaugeMetricFamily(f"embassy_watch_{name}", doc, labels=labels)
+    return _family(GaugeMetricFamily(f"embassy_watch_{name}", doc, labels=labels), samples)
+
+
+def _family(family: CounterMetricFamily | GaugeMetricFamily, samples: Samples) -> Metric:
     for values, value in samples:
         family.add_metric(list(values), value)
     return family

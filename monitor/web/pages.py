@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
 from monitor.messages import LABELS
-from monitor.web.api import find_or_404, utc
+from monitor.web.api import find_or_404, revision_pair_or_404, utc
 from storage.archive import Archive
 from storage.records import (
     ChangeEvent,
@@ -81,7 +81,7 @@ def pages(archive: Archive) -> APIRouter:
                 "page": page,
                 "pages": max(1, -(-len(found) // PAGE_SIZE)),
                 "filters": filters,
-                "sites": sorted({s.site for s in archive.statements()}),
+                "sites": archive.sites(),
             },
         )
 
@@ -122,29 +122,23 @@ def pages(archive: Archive) -> APIRouter:
         new: Annotated[int | None, Query(alias="to", ge=1)] = None,
         view: Annotated[str, Query(pattern="^(inline|side)$")] = "inline",
     ) -> HTMLResponse:
-        found = find_or_404(archive, statement_id)
-        newest = new or found.revisions
-        oldest = old or max(newest - 1, 1)
-        before = archive.revision(found.id, number=oldest)
-        after = archive.revision(found.id, number=newest)
-        if before is None or after is None:
-            missing = oldest if before is None else newest
-            raise HTTPException(404, f"statement {statement_id} has no revision {missing}")
-        changes = diff_statements(before.content, after.content)
-        body = changes.body or (diff_text(before.content.body, after.content.body))
+        pair = revision_pair_or_404(archive, statement_id, old, new)
+        before, after = pair.before.content, pair.after.content
+        changes = diff_statements(before, after)
+        body = changes.body or diff_text(before.body, after.body)  # unchanged: the whole text
         return render(
             request,
             "diff.html",
             {
-                "statement": found,
-                "before": before,
-                "after": after,
+                "statement": pair.statement,
+                "before": pair.before,
+                "after": pair.after,
                 "fields": [(c, diff_text(c.old, c.new)) for c in changes.fields],
                 "paragraphs": marked_paragraphs(tuple(body)),
                 "edits": edits(body),
                 "unchanged": changes.is_empty,
                 "view": view,
-                "numbers": range(1, found.revisions + 1),
+                "numbers": range(1, pair.statement.revisions + 1),
             },
         )
 
@@ -206,11 +200,11 @@ def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list
         )
         for r in history
     ]
-    numbered = {id(e) for e in by_revision.values()}
+    shown = {e.id for e in by_revision.values()}
     entries += [
         TimelineEntry(at=e.occurred_at, kind=e.kind, revision=None, event=e)
         for e in events
-        if id(e) not in numbered
+        if e.id not in shown
     ]
     return sorted(entries, key=lambda entry: entry.at, reverse=True)
 

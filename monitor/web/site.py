@@ -6,10 +6,9 @@ through read-only sessions. Every response forbids scripts and foreign styles.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Iterator
 
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -35,7 +34,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-ExportPath = Annotated[ExportFormat, Path(description="jsonl, csv or warc")]
 MACHINE_PREFIXES = ("/api/", "/openapi.json", "/feeds/", "/export/", "/healthz", "/metrics")
 
 
@@ -72,21 +70,29 @@ def create_app(archive: Archive, health: Callable[[], Health]) -> FastAPI:
 
 
 def _add_exports(app: FastAPI, archive: Archive) -> None:
-    @app.get("/export/archive.{fmt}", include_in_schema=False)
-    @app.get("/export/archive.{fmt}.gz", include_in_schema=False)
-    def whole_archive(fmt: ExportPath) -> StreamingResponse:
+    @app.get("/export/archive.{suffix}", include_in_schema=False)
+    def whole_archive(suffix: str) -> StreamingResponse:
+        fmt = _export_format(suffix)
         return _download(export(archive, fmt), fmt, "embassy-watch-archive")
 
-    @app.get("/export/statements/{statement_id}.{fmt}", include_in_schema=False)
-    @app.get("/export/statements/{statement_id}.{fmt}.gz", include_in_schema=False)
-    def one_statement(statement_id: int, fmt: ExportPath) -> StreamingResponse:
+    @app.get("/export/statements/{statement_id:int}.{suffix}", include_in_schema=False)
+    def one_statement(statement_id: int, suffix: str) -> StreamingResponse:
+        fmt = _export_format(suffix)
         found = find_or_404(archive, statement_id)
         return _download(export(archive, fmt, found), fmt, f"statement-{statement_id}")
 
 
-def _download(chunks: object, fmt: ExportFormat, stem: str) -> StreamingResponse:
+def _export_format(suffix: str) -> ExportFormat:
+    found = ExportFormat.from_suffix(suffix)
+    if found is None:
+        known = ", ".join(f.filename_suffix.lstrip(".") for f in ExportFormat)
+        raise HTTPException(422, f"no export as {suffix!r}: ask for one of {known}")
+    return found
+
+
+def _download(chunks: Iterator[bytes], fmt: ExportFormat, stem: str) -> StreamingResponse:
     return StreamingResponse(
-        chunks,  # type: ignore[arg-type]
+        chunks,
         media_type=fmt.media_type,
         headers={"Content-Disposition": f'attachment; filename="{stem}{fmt.filename_suffix}"'},
     )
