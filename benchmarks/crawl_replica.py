@@ -1,26 +1,45 @@
 """Crawl benchmarks against the local replica (not part of the test run).
 
-    .venv/bin/python benchmarks/crawl_replica.py [--statements N]
+    .venv/bin/python benchmarks/crawl_replica.py [--statements 2000] [--concurrency 1 8]
 
-Prints a table: first crawl and idle re-crawl of a replica with N statements
-(crawl delay off), with requests made and bytes written to the SQLite archive.
+Prints two tables for a replica with N statements (crawl delay off):
+  1. the initial archive crawl at each concurrency, next to a bare concurrent HTTP
+     fetch of the same pages at the same concurrency (what parsing and storing cost);
+  2. an idle re-crawl (nothing changed): requests made and bytes written.
+
+Both clients run in their own process; the replica serves from this one.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import multiprocessing
 import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage.archive import Archive
 from tests.helpers import EXECUTABLE, write_config
 from tests.replica.site import ReplicaSite, Statement, seed_statements
+
+
+@dataclass(frozen=True)
+class CrawlRun:
+    seconds: float
+    requests: int
+    revisions: int
+    bodies: int
+    growth: int
 
 
 def replica_of(count: int) -> ReplicaSite:
@@ -43,55 +62,109 @@ def database_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.glob("archive.db*"))
 
 
-def crawl(config: Path) -> float:
+def crawl(site: ReplicaSite, directory: Path, concurrency: int) -> CrawlRun:
+    """One `embassy-watch crawl` into the archive in `directory`, as a user runs it."""
+    url = f"sqlite:///{directory / 'archive.db'}"
+    config = write_config(
+        directory,
+        url,
+        [site.listing_url],
+        max_listing_pages=1000,
+        concurrent_requests_per_host=concurrency,
+    )
+    requests, size = len(site.requests), database_bytes(directory)
+    before = counts(url)
     started = time.perf_counter()
     subprocess.run(
         [str(EXECUTABLE), "crawl", "-q", "--config", str(config)], check=True, capture_output=True
     )
+    seconds = time.perf_counter() - started
+    after = counts(url)
+    return CrawlRun(
+        seconds=seconds,
+        requests=len(site.requests) - requests,
+        revisions=after["revisions"] - before["revisions"],
+        bodies=after["blobs"] - before["blobs"],
+        growth=database_bytes(directory) - size,
+    )
+
+
+def counts(url: str) -> dict[str, int]:
+    archive = Archive.open(url)
+    try:
+        return archive.counts()
+    finally:
+        archive.close()
+
+
+def bare_fetch(base_url: str, paths: list[str], concurrency: int) -> float:
+    """Seconds to GET every path with `concurrency` keep-alive connections, reading each body.
+
+    The lower bound for any crawler of these pages: no parsing, no storing, and every
+    URL known in advance (a crawler learns detail URLs from listing pages).
+    """
+    host = urlsplit(base_url)
+    local = threading.local()
+
+    def get(path: str) -> int:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        local.connection.request("GET", path)
+        response = local.connection.getresponse()
+        return len(response.read())
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(get, paths))
     return time.perf_counter() - started
+
+
+def bare_fetch_in_own_process(base_url: str, paths: list[str], concurrency: int) -> float:
+    # A process of its own, like the crawler's: threads here would share the replica's GIL.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(bare_fetch, base_url, paths, concurrency).result()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--statements", type=int, default=500)
-    count = parser.parse_args().statements
+    parser.add_argument("--statements", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+    count = args.statements
     site = replica_of(count)
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        url = f"sqlite:///{directory / 'archive.db'}"
-        config = write_config(directory, url, [site.listing_url], max_listing_pages=1000)
-        rows = []
-        for label in ("first crawl", "idle re-crawl"):
-            before_requests, before_bytes = len(site.requests), database_bytes(directory)
-            archive = Archive.open(url)
-            before_counts = archive.counts()
-            archive.close()
-            seconds = crawl(config)
-            archive = Archive.open(url)
-            after_counts = archive.counts()
-            archive.close()
-            rows.append(
-                (
-                    label,
-                    seconds,
-                    count / seconds,
-                    len(site.requests) - before_requests,
-                    after_counts["revisions"] - before_counts["revisions"],
-                    after_counts["blobs"] - before_counts["blobs"],
-                    database_bytes(directory) - before_bytes,
-                )
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, statements: {count}, delay off",
+        flush=True,
+    )
+    print("\n| concurrency | embassy-watch s | statements/s | requests | bare fetch s | ratio |")
+    print("|---|---|---|---|---|---|")
+    idle = None
+    for concurrency in args.concurrency:
+        with tempfile.TemporaryDirectory() as tmp:
+            first_request = len(site.requests)
+            initial = crawl(site, Path(tmp), concurrency)
+            paths = [request.path for request in site.requests[first_request:]]
+            bare = bare_fetch_in_own_process(site.base_url, paths, concurrency)
+            print(
+                f"| {concurrency} | {initial.seconds:.1f} | {count / initial.seconds:.0f} "
+                f"| {initial.requests} | {bare:.1f} | {initial.seconds / bare:.1f}× |",
+                flush=True,
             )
+            if idle is None:
+                idle = (concurrency, initial, crawl(site, Path(tmp), concurrency))
     site.stop()
+    assert idle is not None
+    concurrency, initial, again = idle
     print(
-        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, statements: {count}"
+        f"\n| run (concurrency {concurrency}) | seconds | requests | new revisions | new bodies |"
+        " archive growth (bytes) |"
     )
-    print(
-        "| run | seconds | statements/s | requests | new revisions | new bodies | archive growth (bytes) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for label, seconds, rate, requests, revisions, blobs, growth in rows:
+    print("|---|---|---|---|---|---|")
+    for label, run in (("first crawl", initial), ("idle re-crawl", again)):
         print(
-            f"| {label} | {seconds:.1f} | {rate:.0f} | {requests} | {revisions} | {blobs} | {growth} |"
+            f"| {label} | {run.seconds:.1f} | {run.requests} | {run.revisions} | {run.bodies} "
+            f"| {run.growth:,} |"
         )
 
 

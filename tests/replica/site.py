@@ -285,6 +285,9 @@ def _listing_page_number(path: str) -> int | None:
 def _handler_for(site: ReplicaSite) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle on, a keep-alive client waits
+        # for the delayed ACK (~40 ms) before the body, which no real server makes it do.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
