@@ -1,6 +1,6 @@
 """Monitor benchmarks against the local replica (not part of the test run).
 
-    .venv/bin/python benchmarks/monitor.py [--latency-samples 5] [--cycles 1000]
+    .venv/bin/python benchmarks/monitor.py [--latency-samples 20] [--cycles 1000]
 
 Prints three tables:
   1. time from a statement appearing on the replica to its e-mail arriving
@@ -208,7 +208,7 @@ def memory(cycles: int) -> tuple[list[tuple[int, int]], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--latency-samples", type=int, default=5)
+    parser.add_argument("--latency-samples", type=int, default=20)
     parser.add_argument("--cycles", type=int, default=1000)
     args = parser.parse_args()
     print(
