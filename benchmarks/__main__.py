@@ -10,7 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ("crawl_replica.py", "monitor.py", "diff_and_growth.py", "archive_queries.py")
+SCRIPTS = (
+    "crawl_replica.py",
+    "monitor.py",
+    "diff_and_growth.py",
+    "thinning.py",
+    "archive_queries.py",
+)
 
 
 def main() -> int:

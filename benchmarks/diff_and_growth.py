@@ -120,6 +120,8 @@ def size_of(url: str, archive: Archive) -> int:
     if url.startswith("sqlite"):
         with archive.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.exec_driver_sql("VACUUM")
+            # In WAL mode the vacuumed file is in the log until a checkpoint writes it back.
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return Path(url.removeprefix("sqlite:///")).stat().st_size
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as connection:

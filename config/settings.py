@@ -61,6 +61,10 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///embassy-watch.db"
+    thin_observations_after: Duration = Field(
+        default=30 * 86400.0,
+        description="repeated fetches older than this keep only the first and last (0: never)",
+    )
 
     @field_validator("url")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,6 +66,20 @@ class App:
         from monitor.web.site import create_app  # imports FastAPI: only when serving
 
         return create_app(self.archive, self.health)
+
+    def thin_observations(
+        self, older_than: float | None = None, cancelled: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Forget repeated fetches older than `older_than` seconds (default: the setting).
+
+        0 means keep every fetch.
+        """
+        if older_than is None:
+            older_than = self.settings.database.thin_observations_after
+        if older_than == 0:
+            return 0
+        before = datetime.now(UTC) - timedelta(seconds=older_than)
+        return self.archive.thin_observations(before, cancelled=cancelled)
 
     def close(self) -> None:
         self.archive.close()

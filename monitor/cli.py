@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, NoReturn, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, load_settings, parse_duration
 from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
 from monitor.app import App, ArchiveUnavailable, build_app
@@ -276,6 +276,30 @@ def _print_health(health: Health) -> None:
     click.echo(f"alerts: {alerts}")
     for problem in health.problems:
         click.echo(f"problem: {problem}")
+
+
+@main.command()
+@config_option
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    help="Thin fetches older than this, e.g. 30d (default: [database] thin_observations_after).",
+)
+def thin(config_path: str | None, older_than: str | None) -> None:
+    """Forget repeated fetches: of each run that found a page the same, keep first and last.
+
+    Revisions, events and kept raw pages are never touched. `run` does this at start and daily.
+    """
+    try:
+        seconds = None if older_than is None else parse_duration(older_than)
+    except ValueError as error:
+        _fail(f"--older-than: {error}", EXIT_USAGE)
+    with _app(config_path) as app:
+        try:
+            forgotten = app.thin_observations(seconds)
+        except SQLAlchemyError as error:
+            _fail(f"nothing thinned: {first_line(error)}")
+    click.echo(f"forgot {forgotten} repeated fetches (the first and last of each run kept)")
 
 
 @main.command("notify-test")

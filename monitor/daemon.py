@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_STARTUP_STAGGER_SECONDS = 60.0
 CRAWL_STOP_GRACE_SECONDS = 20.0
 DELIVERY_STOP_GRACE_SECONDS = 5.0
+THIN_EVERY_SECONDS = 86400.0
 
 
 class Daemon:
@@ -72,6 +73,10 @@ class Daemon:
         self.scheduler.add_job(
             self.watch_health, "interval", id="watchdog", seconds=schedule.interval
         )
+        if self.app.settings.database.thin_observations_after:
+            self.scheduler.add_job(
+                self.thin, "interval", id="thin", seconds=THIN_EVERY_SECONDS, next_run_time=now
+            )
         self.scheduler.start()
         log.info(
             "watching %d site(s) every %s, alerting %d target(s)",
@@ -126,6 +131,18 @@ class Daemon:
             return
         if done:
             log.info("%s", done.summary_line())
+
+    async def thin(self) -> None:
+        try:
+            # Off the event loop: a big first thinning must not stall crawls or alerts.
+            forgotten = await asyncio.to_thread(
+                self.app.thin_observations, cancelled=self.dispatcher.stopping.is_set
+            )
+        except Exception as error:  # the next day's run tries again
+            log.error("thinning repeated fetches failed: %s: %s", type(error).__name__, error)
+            return
+        if forgotten:
+            log.info("forgot %d repeated fetches (first and last of each run kept)", forgotten)
 
     def _deliver_soon(self) -> None:
         job = self.scheduler.get_job("deliver")

@@ -10,11 +10,12 @@ import fcntl
 import hashlib
 import os
 import zlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, Row, Select, func, select, text, update
+from sqlalchemy import CursorResult, Engine, Row, Select, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -436,6 +437,34 @@ class Archive:
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         session.execute(insert(models.Blob).values(values).on_conflict_do_nothing())
 
+    # -- keeping the audit trail small ------------------------------------------------------
+
+    def thin_observations(
+        self, before: datetime, cancelled: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Forget repeated confirmations fetched before `before`; how many were forgotten.
+
+        A run of fetches of one URL that all yielded the same thing keeps its first and
+        last observation (since when and until when it was seen so) and every one whose
+        raw bytes were kept; those between only said "still the same". Revisions, events
+        and raw pages are untouched. One short transaction per URL, so a running daemon
+        is never held up for long; `cancelled` is asked before each.
+        """
+        with self._reading() as session:
+            urls = session.scalars(
+                select(models.Observation.requested_url)
+                .where(models.Observation.fetched_at < before)
+                .distinct()
+                .order_by(models.Observation.requested_url)
+            ).all()
+        forgotten = 0
+        for url in urls:
+            if cancelled():
+                break
+            with self._write.begin() as session:
+                forgotten += _thin_url(session, url, before)
+        return forgotten
+
     # -- per-site state and health ---------------------------------------------------------
 
     def site_state(self, site: str) -> SiteState:
@@ -720,6 +749,31 @@ class Archive:
                 name: session.scalar(select(func.count()).select_from(table)) or 0
                 for name, table in tables.items()
             }
+
+
+def _thin_url(session: Session, url: str, before: datetime) -> int:
+    o = models.Observation
+    runs = (
+        select(
+            o.id,
+            o.content_key,
+            o.blob_sha256,
+            o.fetched_at,
+            func.lag(o.content_key).over(order_by=o.id).label("previous"),
+            func.lead(o.content_key).over(order_by=o.id).label("following"),
+        )
+        .where(o.requested_url == url)
+        .subquery()
+    )
+    repeated = select(runs.c.id).where(
+        runs.c.previous == runs.c.content_key,
+        runs.c.following == runs.c.content_key,
+        runs.c.blob_sha256.is_(None),
+        runs.c.fetched_at < before,
+    )
+    # A DML statement's result is a CursorResult, which knows the rows it touched.
+    result = cast("CursorResult[Any]", session.execute(delete(o).where(o.id.in_(repeated))))
+    return result.rowcount
 
 
 def _urls_of(capture: Capture) -> tuple[str, ...]:

@@ -102,8 +102,8 @@ class EmbassyWatch:
         finally:
             opened.close()
 
-    def start_daemon(self, log: Path) -> Daemon:
-        env = clean_environment()
+    def start_daemon(self, log: Path, env: dict[str, str] | None = None) -> Daemon:
+        env = clean_environment() | (env or {})
         with log.open("ab") as handle:
             process = subprocess.Popen(
                 [str(EXECUTABLE), "run", "--config", str(self.config)],

@@ -197,6 +197,70 @@ def test_listing_observation_keeps_bytes_only_when_items_change(archive: Archive
     assert archive.counts()["blobs"] == 2
 
 
+LISTING_URL = "https://china.usembassy-china.org.cn/zh/news-events-zh/"
+EDITED = replace(CONTENT, body=CONTENT.body + "\n\n第三段。")
+
+
+def fetched_hours(archive: Archive, url: str) -> list[float]:
+    """When each observation of `url` still on record was fetched, hours after T0."""
+    with archive.engine.connect() as connection:
+        times = connection.scalars(
+            select(models.Observation.fetched_at)
+            .where(models.Observation.requested_url == url)
+            .order_by(models.Observation.id)
+        ).all()
+    return [(at.replace(tzinfo=UTC) - T0).total_seconds() / 3600 for at in times]
+
+
+def fetch_a_statement_and_its_listing_for_nine_hours(archive: Archive) -> None:
+    """Hourly: the statement unchanged for 6 h, edited at 6 h, then unchanged; the listing."""
+    listing = ListingPage((ListingItem(URL, CONTENT.title),))
+    for hour in range(9):
+        at = T0 + timedelta(hours=hour)
+        noisy = f"<html>nonce={hour}</html>".encode()
+        archive.record_detail(capture(at, body=noisy), CONTENT if hour < 6 else EDITED)
+        archive.record_listing(capture(at, noisy, LISTING_URL, kind=PageKind.LISTING), listing)
+
+
+def test_thinning_keeps_first_and_last_of_each_run_and_every_kept_page(archive: Archive) -> None:
+    fetch_a_statement_and_its_listing_for_nine_hours(archive)
+    before = archive.counts()
+    [summary] = archive.statements()
+    history = archive.history(summary.id)
+
+    forgotten = archive.thin_observations(T0 + timedelta(hours=7, minutes=30))
+
+    # Statement: run 0-5 h keeps 0 and 5; run 6-8 h keeps 6 and 8 (7 is old and in between).
+    assert fetched_hours(archive, URL) == [0, 5, 6, 8]
+    # The listing, unchanged all along, keeps when it was first and last seen so.
+    assert fetched_hours(archive, LISTING_URL) == [0, 8]
+    assert forgotten == 18 - 6
+    after = archive.counts()
+    assert after["observations"] == before["observations"] - forgotten
+    assert {k: v for k, v in after.items() if k != "observations"} == {
+        k: v for k, v in before.items() if k != "observations"
+    }
+    assert archive.history(summary.id) == history
+    first = archive.revision(summary.id, number=1)
+    assert first is not None and first.content == CONTENT
+    assert archive.thin_observations(T0 + timedelta(hours=7, minutes=30)) == 0
+
+    # The next identical fetch is still known as "nothing new": no body kept.
+    archive.record_detail(capture(T0 + timedelta(hours=9), body=b"<html>n</html>"), EDITED)
+    assert archive.counts()["blobs"] == before["blobs"]
+
+
+def test_thinning_stops_between_urls_when_cancelled(archive: Archive) -> None:
+    fetch_a_statement_and_its_listing_for_nine_hours(archive)
+    answers = iter([False, True])  # go on with the first URL (the listing's), then stop
+
+    forgotten = archive.thin_observations(T0 + timedelta(hours=9), cancelled=lambda: next(answers))
+
+    left = {URL: fetched_hours(archive, URL), LISTING_URL: fetched_hours(archive, LISTING_URL)}
+    assert left == {URL: list(range(9)), LISTING_URL: [0, 8]}
+    assert forgotten == 7
+
+
 def test_a_failed_write_leaves_nothing_behind(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
