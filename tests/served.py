@@ -43,9 +43,11 @@ class Served:
         with urllib.request.urlopen(self.base + path, timeout=10) as response:
             return json.loads(response.read())
 
-    def fetch(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
+    def fetch(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, Message, bytes]:
         """Status, headers and body of any answer, errors included."""
-        request = urllib.request.Request(self.base + path, headers=headers or {})
+        request = urllib.request.Request(self.base + path, headers=headers or {}, method=method)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.headers, response.read()

@@ -105,3 +105,17 @@ def test_unknown_ids_and_bad_parameters_are_refused_clearly(
 def test_nothing_writes(served: Served) -> None:
     for method in ("POST", "PUT", "DELETE"):
         assert served.status("/api/statements", method)[0] == 405
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/healthz", "/api/statements", "/feeds/changes.atom", "/static/style.css", "/nope"],
+)
+def test_head_answers_as_get_without_a_body(served: Served, path: str) -> None:
+    """Uptime checkers and `curl -I` ask with HEAD."""
+    got_status, got_headers, got_body = served.fetch(path)
+    status, headers, body = served.fetch(path, method="HEAD")
+    assert (status, body) == (got_status, b"")
+    for name in ("Content-Type", "Content-Length", "Content-Security-Policy"):
+        assert headers[name] == got_headers[name], name
+    assert int(headers["Content-Length"]) == len(got_body) > 0
