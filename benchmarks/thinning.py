@@ -6,7 +6,7 @@ An archive that saw no change for `days` days of 15-minute cycles (each of `urls
 fetched every cycle, as `run` records them), then `Archive.thin_observations` over all of
 it, as `embassy-watch thin` and the daemon's daily run call it. Prints, per backend: rows
 and bytes before and after (SQLite: file size after VACUUM; PostgreSQL: pg_database_size
-after VACUUM FULL), the time to thin, and the longest single transaction (one URL), which
+after VACUUM FULL), the time to thin, and the longest single transaction, which
 is how long a daemon writing at the same moment may wait.
 """
 

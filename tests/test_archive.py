@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from storage import models
-from storage.archive import Archive
+from storage.archive import THIN_PER_TRANSACTION, Archive
 from storage.records import (
     Capture,
     ExtractionFailure,
@@ -222,13 +222,17 @@ def fetch_a_statement_and_its_listing_for_nine_hours(archive: Archive) -> None:
         archive.record_listing(capture(at, noisy, LISTING_URL, kind=PageKind.LISTING), listing)
 
 
-def test_thinning_keeps_first_and_last_of_each_run_and_every_kept_page(archive: Archive) -> None:
+@pytest.mark.parametrize("per_transaction", [1, 2, THIN_PER_TRANSACTION])
+def test_thinning_keeps_first_and_last_of_each_run_and_every_kept_page(
+    archive: Archive, per_transaction: int
+) -> None:
     fetch_a_statement_and_its_listing_for_nine_hours(archive)
     before = archive.counts()
     [summary] = archive.statements()
     history = archive.history(summary.id)
 
-    forgotten = archive.thin_observations(T0 + timedelta(hours=7, minutes=30))
+    limit = T0 + timedelta(hours=7, minutes=30)
+    forgotten = archive.thin_observations(limit, per_transaction=per_transaction)
 
     # Statement: run 0-5 h keeps 0 and 5; run 6-8 h keeps 6 and 8 (7 is old and in between).
     assert fetched_hours(archive, URL) == [0, 5, 6, 8]
@@ -243,7 +247,7 @@ def test_thinning_keeps_first_and_last_of_each_run_and_every_kept_page(archive: 
     assert archive.history(summary.id) == history
     first = archive.revision(summary.id, number=1)
     assert first is not None and first.content == CONTENT
-    assert archive.thin_observations(T0 + timedelta(hours=7, minutes=30)) == 0
+    assert archive.thin_observations(limit) == 0
 
     # The next identical fetch is still known as "nothing new": no body kept.
     archive.record_detail(capture(T0 + timedelta(hours=9), body=b"<html>n</html>"), EDITED)
