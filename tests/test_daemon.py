@@ -133,7 +133,7 @@ def fetches_and_histories(database_url: str) -> tuple[Counter[str], list[list[Re
         archive.close()
 
 
-def test_repeated_fetches_are_thinned_by_run_at_start_and_daily_and_by_thin(
+def test_repeated_fetches_are_thinned_by_run_at_start_and_by_the_thin_command(
     replica: ReplicaSite, tmp_path: Path, database_url: str
 ) -> None:
     ew = monitor_config(tmp_path, database_url, replica, [], interval="1h")
