@@ -22,12 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage.archive import Archive
+from benchmarks.crawl_replica import counts, database_bytes
 from tests.helpers import EmbassyWatch, write_config
 from tests.receivers import MailServer, wait_until
 from tests.replica.site import ReplicaSite, Statement
@@ -56,8 +58,16 @@ def configure(
     return EmbassyWatch(write_config(directory, url, [replica.listing_url], sections=sections), url)
 
 
-def database_bytes(directory: Path) -> int:
-    return sum(path.stat().st_size for path in directory.glob("archive.db*"))
+@contextmanager
+def replica_and_mail() -> Iterator[tuple[ReplicaSite, MailServer, Path]]:
+    """The replica site, a real SMTP server and a directory for the archive, for one run."""
+    replica, mail = ReplicaSite().start(), MailServer().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield replica, mail, Path(tmp)
+    finally:
+        replica.stop()
+        mail.stop()
 
 
 def memory_kib(pid: int, field: str = "VmRSS") -> int:
@@ -69,11 +79,10 @@ def memory_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 def latency(samples: int) -> list[float]:
-    replica, mail = ReplicaSite().start(), MailServer().start()
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ew = configure(Path(tmp), replica, mail, interval="30s")
-        with ew.start_daemon(Path(tmp) / "daemon.log") as daemon:
+    with replica_and_mail() as (replica, mail, directory):
+        ew = configure(directory, replica, mail, interval="30s")
+        with ew.start_daemon(directory / "daemon.log") as daemon:
             daemon.wait_for_log(DONE, timeout=120)
             for n in range(samples):
                 time.sleep(random.uniform(0, 30))  # appear at a random point of the cycle
@@ -87,8 +96,6 @@ def latency(samples: int) -> list[float]:
                 wait_until(lambda t=title: any(t in s for s in mail.subjects()), timeout=120)
                 results.append(time.monotonic() - appeared)
             daemon.terminate()
-    replica.stop()
-    mail.stop()
     return results
 
 
@@ -98,9 +105,7 @@ def idle_cycle(recheck: dict[str, str] | None) -> IdleCycle:
     Sizes are read with the daemon stopped, when SQLite has folded its WAL into the
     database file, so they are what the archive keeps, not journal traffic.
     """
-    replica, mail = ReplicaSite().start(), MailServer().start()
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
+    with replica_and_mail() as (replica, mail, directory):
         schedule: dict[str, object] = {"interval": "2s"}
         if recheck is not None:
             schedule["recheck"] = recheck
@@ -118,18 +123,12 @@ def idle_cycle(recheck: dict[str, str] | None) -> IdleCycle:
             growth=(database_bytes(directory) - size) / IDLE_CYCLES,
             alerts=(outbox(ew) - alerts) / IDLE_CYCLES,
         )
-    replica.stop()
-    mail.stop()
     return result
 
 
 def outbox(ew: EmbassyWatch) -> int:
     """Alerts made so far (each waits in the outbox, or was sent from it)."""
-    archive = Archive.open(ew.database_url)
-    try:
-        return archive.counts()["outbox"]
-    finally:
-        archive.close()
+    return counts(ew.database_url)["outbox"]
 
 
 def urlwatch_program() -> Path | None:
@@ -189,11 +188,10 @@ def urlwatch_idle_cycle(program: Path, css: str | None) -> IdleCycle:
 
 def memory(cycles: int) -> tuple[list[tuple[int, int]], int]:
     """RSS (KiB) after every tenth of `cycles`, and the peak RSS over the whole run."""
-    replica, mail = ReplicaSite().start(), MailServer().start()
     points = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ew = configure(Path(tmp), replica, mail, interval="1s", recheck={"3h": "1h"})
-        with ew.start_daemon(Path(tmp) / "daemon.log") as daemon:
+    with replica_and_mail() as (replica, mail, directory):
+        ew = configure(directory, replica, mail, interval="1s", recheck={"3h": "1h"})
+        with ew.start_daemon(directory / "daemon.log") as daemon:
             step = max(cycles // 10, 1)
             for done in range(step, cycles + 1, step):
                 daemon.wait_for_log(DONE, count=done, timeout=600)
@@ -201,8 +199,6 @@ def memory(cycles: int) -> tuple[list[tuple[int, int]], int]:
                 print(f"  (cycle {done}: RSS {points[-1][1] / 1024:.1f} MiB)", flush=True)
             peak = memory_kib(daemon.process.pid, "VmHWM")
             daemon.terminate()
-    replica.stop()
-    mail.stop()
     return points, peak
 
 

@@ -655,17 +655,18 @@ class Archive:
             return _summary(row) if row else None
 
     def history(self, statement_id: int) -> list[RevisionSummary]:
+        """A statement's revisions, oldest first, without their texts."""
+        r = models.Revision
+        query = (
+            select(r.number, r.observed_at, r.content_hash, r.changed_fields)
+            .where(r.statement_id == statement_id)
+            .order_by(r.number)
+        )
         with self._reading() as session:
-            rows = session.scalars(
-                select(models.Revision)
-                .where(models.Revision.statement_id == statement_id)
-                .order_by(models.Revision.number)
-            )
+            rows = session.execute(query)
             return [
-                RevisionSummary(
-                    row.number, row.observed_at, row.content_hash, tuple(row.changed_fields)
-                )
-                for row in rows
+                RevisionSummary(number, observed_at, content_hash, tuple(changed))
+                for number, observed_at, content_hash, changed in rows
             ]
 
     def revision(

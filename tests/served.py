@@ -60,12 +60,9 @@ class Served:
         return body.decode("utf-8")
 
     def status(self, path: str, method: str = "GET") -> tuple[int, Any]:
-        request = urllib.request.Request(self.base + path, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        """Status and JSON body of any answer, errors included."""
+        status, _, body = self.fetch(path, method=method)
+        return status, json.loads(body or b"null")
 
 
 def _free_port() -> int:

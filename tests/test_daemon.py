@@ -10,7 +10,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from storage import models
-from storage.archive import Archive
 from storage.records import RevisionSummary
 from tests.helpers import EmbassyWatch, write_config
 from tests.receivers import MailServer, WebhookSink, wait_until
@@ -122,15 +121,11 @@ def test_a_restart_does_not_crawl_again_before_the_sites_turn(
     assert first_run + timedelta(seconds=1) > last_crawl + timedelta(seconds=30)
 
 
-def fetches_and_histories(database_url: str) -> tuple[Counter[str], list[list[RevisionSummary]]]:
+def fetches_and_histories(ew: EmbassyWatch) -> tuple[Counter[str], list[list[RevisionSummary]]]:
     """How many fetches of each URL are on record, and every statement's revisions."""
-    archive = Archive.open(database_url)
-    try:
-        with archive.engine.connect() as connection:
-            fetches = Counter(connection.scalars(select(models.Observation.requested_url)))
+    with ew.archive() as archive, archive.engine.connect() as connection:
+        fetches = Counter(connection.scalars(select(models.Observation.requested_url)))
         return fetches, [archive.history(s.id) for s in archive.statements()]
-    finally:
-        archive.close()
 
 
 def test_repeated_fetches_are_thinned_by_run_at_start_and_by_the_thin_command(
@@ -139,7 +134,7 @@ def test_repeated_fetches_are_thinned_by_run_at_start_and_by_the_thin_command(
     ew = monitor_config(tmp_path, database_url, replica, [], interval="1h")
     for _ in range(3):
         ew.run("crawl", "-q")
-    fetches, histories = fetches_and_histories(database_url)
+    fetches, histories = fetches_and_histories(ew)
     assert len(fetches) > 24 and set(fetches.values()) == {3}
 
     # `run` thins at start (then daily); a crawl done just now keeps it from crawling yet.
@@ -147,14 +142,14 @@ def test_repeated_fetches_are_thinned_by_run_at_start_and_by_the_thin_command(
     with ew.start_daemon(tmp_path / "daemon.log", env=thin_now) as daemon:
         daemon.wait_for_log(f"forgot {len(fetches)} repeated fetches")
         daemon.terminate()
-    thinned, kept_histories = fetches_and_histories(database_url)
+    thinned, kept_histories = fetches_and_histories(ew)
     assert thinned == Counter(dict.fromkeys(fetches, 2))  # the first and the last of three
     assert kept_histories == histories
 
     ew.run("crawl", "-q")
     done = ew.run("thin", "--older-than", "1ms")
     assert done.stdout.startswith(f"forgot {len(fetches)} repeated fetches")
-    assert fetches_and_histories(database_url) == (thinned, histories)
+    assert fetches_and_histories(ew) == (thinned, histories)
     assert ew.run("thin").stdout.startswith("forgot 0 ")  # the default keeps 30 days whole
 
     refused = ew.run("thin", "--older-than", "soon", expect=2)
