@@ -53,8 +53,9 @@ def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.spider.PoliteRetryMiddleware": 550,
-            # After RedirectMiddleware (600) has built the redirected request.
-            "crawler.spider.SiteBoundaryMiddleware": 590,
+            # Before robots.txt (100) is fetched for a request's host, so that a host off
+            # the site is never contacted at all; redirected requests pass here too.
+            "crawler.spider.SiteBoundaryMiddleware": 50,
         },
         "ITEM_PIPELINES": {"crawler.spider.ArchivePipeline": 100},
         "HTTPCACHE_ENABLED": False,
@@ -84,7 +85,13 @@ class Crawls:
         from crawler.spider import NewsSpider
 
         report = CrawlReport(site=site.name, started_at=datetime.now(UTC))
-        runner = AsyncCrawlerRunner(scrapy_settings(crawl))
+        runner = AsyncCrawlerRunner(
+            {
+                **scrapy_settings(crawl),
+                "EMBASSY_WATCH_SITE": site.name,
+                "EMBASSY_WATCH_SITE_HOSTS": sorted(site.hosts),
+            }
+        )
         crawler = runner.create_crawler(NewsSpider)
         self._running.add(runner)
         try:

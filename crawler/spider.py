@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 NON_REDIRECT_STATUSES = [*range(200, 300), *range(400, 600)]
 LISTING_PRIORITY = 100  # listing pages before the detail pages they reveal
 BLOCKED_STATUSES = (403, 429)
+PERMANENT_REDIRECTS = (301, 308)
 MAX_REST_POSTS = 1000
 SECOND = timedelta(seconds=1)
 MAX_HEADERS = 64
@@ -237,6 +238,8 @@ class NewsSpider(scrapy.Spider):
 
     def parse_listing(self, response: Response) -> Iterator[Request | ListingFetched]:
         first_page = bool(response.meta.get("first_page"))
+        if moves_site(response.meta):
+            self.allowed_hosts.add(host_of(response.url))  # the site's new home
         capture = _capture(self.site, PageKind.LISTING, response)
         if response.status in BLOCKED_STATUSES:
             self.report.blocked_responses += 1
@@ -351,28 +354,57 @@ def _tally(report: CrawlReport, item: DetailFetched, outcome: Outcome) -> None:
         report.fetch_errors.append(f"{url}: {item.capture.error or f'HTTP {status}'}")
 
 
-class SiteBoundaryMiddleware:
-    """Requests go only to the watched site's hosts, or to a host one of them redirected to."""
+class OffSiteRedirect(IgnoreRequest):
+    """A page redirected us off the watched site: recorded as a failed fetch, never followed."""
 
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
+    def __init__(self, location: str, status: int | None) -> None:
+        super().__init__(f"redirected off the site to {location}")
+        self.location = location
+        self.status = status
+
+
+def moves_site(meta: Mapping[str, Any]) -> bool:
+    """Whether a redirected request is the site moving house rather than a page leaving it.
+
+    Only the first page of a configured listing may move the site, and only by
+    permanent redirects (301/308): a statement page, a later listing page or a hint
+    source that points at another host never takes the crawl there.
+    """
+    reasons = meta.get("redirect_reasons") or []
+    return bool(meta.get("first_page") and reasons) and all(
+        reason in PERMANENT_REDIRECTS for reason in reasons
+    )
+
+
+class SiteBoundaryMiddleware:
+    """Requests go only to the watched site's hosts (plus the host the site moved to).
+
+    It runs before robots.txt is consulted, so an off-site host is never contacted at
+    all, not even for its robots.txt.
+    """
+
+    def __init__(self, site: str, hosts: frozenset[str]) -> None:
+        self.site = site
+        self._hosts = set(hosts)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SiteBoundaryMiddleware:
-        return cls(crawler)
+        settings = crawler.settings
+        hosts = frozenset(settings.getlist("EMBASSY_WATCH_SITE_HOSTS"))
+        return cls(settings.get("EMBASSY_WATCH_SITE", ""), hosts)
 
     def process_request(self, request: Request) -> None:
-        spider = self.crawler.spider
-        if not isinstance(spider, NewsSpider):
-            return
         host = host_of(request.url)
-        if host in spider.allowed_hosts:
+        if host in self._hosts:
             return
-        redirected_from = request.meta.get("redirect_urls") or []
-        if redirected_from and host_of(redirected_from[0]) in spider.allowed_hosts:
-            log.info("site %s moved to host %s; following it", spider.site, host)
-            spider.allowed_hosts.add(host)
+        if moves_site(request.meta):
+            log.info("site %s moved to host %s; following it", self.site, host)
+            self._hosts.add(host)
             return
+        if request.meta.get("redirect_urls"):
+            reasons = request.meta.get("redirect_reasons") or [None]
+            status = reasons[-1] if isinstance(reasons[-1], int) else None
+            raise OffSiteRedirect(request.url, status)
         raise IgnoreRequest(f"off-site request refused: {request.url}")
 
 
@@ -484,13 +516,16 @@ def _capture(site: str, kind: PageKind, response: Response) -> Capture:
 
 
 def _failed_capture(site: str, kind: PageKind, request: Request, failure: Failure) -> Capture:
+    # A refused redirect fails on the request it would have made: keep the URL asked for.
+    requested = normalise_url((request.meta.get("redirect_urls") or [request.url])[0])
+    error = failure.value
     return Capture(
         site=site,
         kind=kind,
-        requested_url=normalise_url(request.url),
-        final_url=normalise_url(request.url),
+        requested_url=requested,
+        final_url=requested,
         fetched_at=datetime.now(UTC),
-        status=None,
+        status=error.status if isinstance(error, OffSiteRedirect) else None,
         error=_describe(failure),
     )
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import Settings, SiteSettings
 from crawler.report import CrawlPlan, CrawlReport
 from crawler.runner import Crawls
-from monitor.health import judge, looks_blocked
+from monitor.health import judge, last_crawl_succeeded, looks_blocked, no_recent_success
 from storage.archive import MISSING, Archive
 from storage.errors import first_line
 from storage.records import (
@@ -108,6 +108,7 @@ class Monitor:
     targets: tuple[NotifyTarget, ...]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _started_at: datetime = field(init=False)
+    _crawling: dict[str, datetime] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._started_at = self.clock()
@@ -133,7 +134,11 @@ class Monitor:
             len(plan.due),
         )
         sink = RecordingSink(self.archive, self._policy(baseline))
-        report = await self.crawls.crawl_site(site, self.settings.crawl, sink, plan)
+        self._crawling[site.name] = now
+        try:
+            report = await self.crawls.crawl_site(site, self.settings.crawl, sink, plan)
+        finally:
+            del self._crawling[site.name]
         if report.stopped_by_shutdown:
             log.info("%s: crawl stopped for shutdown", site.name)
             return report
@@ -154,20 +159,27 @@ class Monitor:
         return report
 
     def check_staleness(self) -> None:
-        """Alert when a site has had no successful crawl for `stale_after` intervals."""
+        """Alert when a site has had no successful crawl for `stale_after` intervals.
+
+        Judged on finished crawls: a site whose last crawl succeeded and whose next one
+        is under way waits for that crawl's verdict (a long crawl is no outage), unless
+        it has run past `max_duration` and an interval (hung).
+        """
         now = self.clock()
         limit = timedelta(seconds=self.settings.stale_after_seconds)
+        hung_after = timedelta(seconds=self.settings.crawl.max_duration)
+        hung_after += timedelta(seconds=self.settings.schedule.interval)
         for site in self.settings.sites:
             state = self.archive.site_state(site.name)
-            if state.last_crawl_at is None:
-                continue  # never tried yet: nothing to judge
-            last_good = state.last_success_at
-            if now - (last_good or self._started_at) > limit:
-                since = f"since {last_good.isoformat(timespec='seconds')}" if last_good else "ever"
+            started = self._crawling.get(site.name)
+            if started is not None and now - started < hung_after and last_crawl_succeeded(state):
+                continue
+            detail = no_recent_success(state, now, limit, self._started_at)
+            if detail is not None:
                 self.archive.raise_condition(
                     site.name,
                     HealthCondition.NO_SUCCESSFUL_CRAWL,
-                    f"no successful crawl {since}",
+                    detail,
                     now,
                     self._policy(baseline=False),
                 )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from config import HealthSettings
 from crawler.report import CrawlReport
-from storage.records import HealthCondition, Outcome
+from storage.records import HealthCondition, Outcome, SiteState
 
 MIN_PAGES_FOR_EXTRACTION_VERDICT = 3
 
@@ -62,3 +63,26 @@ def looks_blocked(report: CrawlReport) -> bool:
     listing_blocked = any(e.endswith(("HTTP 403", "HTTP 429")) for e in report.listing_errors)
     fetched = report.statements_fetched + report.listing_pages
     return listing_blocked or report.blocked_responses * 2 >= max(fetched, 1)
+
+
+def no_recent_success(
+    state: SiteState, now: datetime, limit: timedelta, watching_since: datetime
+) -> str | None:
+    """Why a site counts as having had no successful crawl for too long, or None.
+
+    Judged on the crawls the archive recorded as finished, so the verdict is the same
+    before and after a restart; the caller leaves out a site whose crawl is running.
+    A site never crawled successfully is judged from when watching began.
+    """
+    if state.last_crawl_at is None:
+        return None  # never tried yet: nothing to judge
+    since = state.last_success_at
+    if now - (since or watching_since) <= limit:
+        return None
+    if since is None:
+        return "no successful crawl ever"
+    return f"no successful crawl since {since.isoformat(timespec='seconds')}"
+
+
+def last_crawl_succeeded(state: SiteState) -> bool:
+    return state.last_crawl_at is not None and state.last_success_at == state.last_crawl_at

@@ -66,3 +66,39 @@ def test_no_successful_crawl_for_a_while_alerts_then_recovers(
         wait_until(lambda: webhook.with_title(RECOVERED), what="the recovery")
         assert daemon.terminate() == 0
     assert webhook.titles() == [PROBLEM + "no-successful-crawl", RECOVERED + "no-successful-crawl"]
+
+
+def test_long_crawls_and_restarts_never_flap_the_stale_alert(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    """Stale is judged on finished crawls: a crawl longer than the limit is no outage."""
+    ew = monitor_config(tmp_path, sqlite_url, replica, [webhook.url()])
+    ew.config.write_text(ew.config.read_text().replace("stale_after = 1000", "stale_after = 2"))
+    ew.crawl()  # fast: the archive has a successful crawl
+    replica.latency = 0.15  # from now on each crawl (28 pages) takes ~4 s: over the 2 s limit
+    with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+        daemon.wait_for_log("replica: done", count=2)
+        assert daemon.terminate() == 0  # a restart, while the site is fine
+    with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+        daemon.wait_for_log("replica: done", count=3)  # one more long crawl after the restart
+        assert daemon.terminate() == 0
+    assert webhook.titles() == []
+    assert [e for e in ew.json("changes") if e["kind"] in ("problem", "recovered")] == []
+
+
+def test_a_real_outage_alerts_once_across_a_restart_and_recovers_once(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    ew = monitor_config(tmp_path, sqlite_url, replica, [webhook.url()])
+    ew.config.write_text(ew.config.read_text().replace("stale_after = 1000", "stale_after = 2"))
+    ew.crawl()
+    replica.serve("*", Canned(503, times=None))
+    with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+        wait_until(lambda: webhook.with_title("no-successful-crawl"), what="the stale alert")
+        assert daemon.terminate() == 0
+    with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+        daemon.wait_for_log("replica: FAILED", count=daemon.output().count("replica: FAILED") + 2)
+        replica.clear_canned()
+        wait_until(lambda: webhook.with_title(RECOVERED), what="the recovery")
+        assert daemon.terminate() == 0
+    assert webhook.titles() == [PROBLEM + "no-successful-crawl", RECOVERED + "no-successful-crawl"]
