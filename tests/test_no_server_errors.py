@@ -9,6 +9,7 @@ size and sign, all percent-encoded into the path or the query string.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 from dataclasses import dataclass
 from urllib.parse import quote_from_bytes, urlsplit
@@ -24,6 +25,7 @@ from tests.served import Served
 
 EXAMPLES_PER_ROUTE = 40
 PATH_PARAMETER = re.compile(r"{(\w+)")
+ONE_LINE_ERROR = re.compile(r'<p class="error">[^\n<]+</p>')
 # Values that reach past validation into the code behind it, mixed in with arbitrary ones.
 NEAR_MISSES = (
     "1", "2", "0", "-1", "2147483647", "2147483648", "9223372036854775808",
@@ -89,16 +91,24 @@ def requests_for(route: RouteShape) -> st.SearchStrategy[str]:
     return st.builds(target, path_values, query)
 
 
-def status_of(served: Served, target: str) -> int:
+def answer_to(served: Served, target: str) -> tuple[int, str, bytes]:
+    """Status, content type and body; the target is sent exactly as given."""
     base = urlsplit(served.base)
     connection = http.client.HTTPConnection(base.hostname or "", base.port, timeout=30)
     try:
         connection.request("GET", target)
         response = connection.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.headers["Content-Type"] or "", response.read()
     finally:
         connection.close()
+
+
+def says_why_in_one_line(content_type: str, body: bytes) -> bool:
+    if content_type.startswith("application/json"):
+        return "detail" in json.loads(body)
+    if content_type.startswith("text/html"):
+        return ONE_LINE_ERROR.search(body.decode()) is not None
+    return False
 
 
 def test_the_routes_are_all_found(served: Served) -> None:
@@ -126,8 +136,10 @@ def test_no_request_makes_the_server_fail(served: Served) -> None:
         )
         @given(target=requests_for(route))
         def answers_without_failing(target: str) -> None:
-            status = status_of(served, target)
+            status, content_type, body = answer_to(served, target)
             assert status < 500, f"{status} for GET {target}"
+            if status >= 400:
+                assert says_why_in_one_line(content_type, body), f"{status} for GET {target}"
 
         try:
             answers_without_failing()

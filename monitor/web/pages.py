@@ -117,12 +117,11 @@ def pages(archive: Archive) -> APIRouter:
         request: Request, statement_id: StatementId, time: Annotated[Time, Query()]
     ) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
-        at = time
-        row = archive.revision(found.id, at=at)
+        row = archive.revision(found.id, at=time)
         if row is None:
-            message = f"statement {statement_id} was not yet archived at {_when(at)}"
+            message = f"statement {statement_id} was not yet archived at {_when(time)}"
             raise HTTPException(404, message)
-        return render(request, "revision.html", {"statement": found, "revision": row, "at": at})
+        return render(request, "revision.html", {"statement": found, "revision": row, "at": time})
 
     @router.get("/statements/{statement_id}/diff")
     def diff(
