@@ -24,6 +24,7 @@ from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
 from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
+from monitor.display import one_line, visible
 from monitor.export import ExportFormat
 from monitor.export import export as export_archive
 from monitor.messages import render_diff, subject
@@ -186,7 +187,7 @@ def changes(
         quiet = "  (baseline: not alerted)" if event.baseline else ""
         click.echo(f"{event.id:>6}  {iso(event.occurred_at)}  {subject(event)}{quiet}")
         if event.url:
-            click.echo(f"        {event.url}")
+            click.echo(f"        {one_line(event.url)}")
 
 
 @main.command()
@@ -392,7 +393,7 @@ def statements(config_path: str | None, as_json: bool, site: str | None) -> None
         published = row.published_at.date().isoformat() if row.published_at else "-"
         click.echo(
             f"{row.id:>5}  {row.status:<8} {row.revisions:>3} rev  {published}  "
-            f"{_clip(row.title or '', 40)}  {row.url}"
+            f"{one_line(row.title, 40)}  {one_line(row.url)}"
         )
 
 
@@ -408,7 +409,7 @@ def history(config_path: str | None, as_json: bool, statement: str) -> None:
     if as_json:
         _print_json([revision_summary_json(row) for row in revisions])
         return
-    click.echo(f"{found.id}  {found.title}  {found.url}")
+    click.echo(f"{found.id}  {one_line(found.title)}  {one_line(found.url)}")
     for row in revisions:
         changed = ", ".join(row.changed_fields) if row.changed_fields else "first seen"
         if row.number > 1 and not row.changed_fields:
@@ -440,12 +441,12 @@ def show(
         _print_json(revision_json(found, revision))
         return
     content = revision.content
-    click.echo(content.title)
+    click.echo(one_line(content.title))
     if content.subtitle:
-        click.echo(content.subtitle)
-    click.echo(f"url: {found.url}")
+        click.echo(one_line(content.subtitle))
+    click.echo(f"url: {one_line(found.url)}")
     if content.url != found.url:
-        click.echo(f"url at this revision: {content.url}")
+        click.echo(f"url at this revision: {one_line(content.url)}")
     click.echo(
         f"revision: {revision.number} of {found.revisions}, seen {iso(revision.observed_at)}"
     )
@@ -456,9 +457,9 @@ def show(
         ("categories", ", ".join(content.categories)),
     ):
         if value:
-            click.echo(f"{label}: {value}")
+            click.echo(f"{label}: {one_line(value)}")
     click.echo("")
-    click.echo(content.body)
+    click.echo(visible(content.body))
 
 
 @main.command()
@@ -484,7 +485,7 @@ def diff(
     click.echo(f"--- revision {old.number}  {iso(old.observed_at)}")
     click.echo(f"+++ revision {new.number}  {iso(new.observed_at)}")
     changes = diff_statements(old.content, new.content)
-    click.echo(render_diff(changes) if not changes.is_empty else "no differences")
+    click.echo(visible(render_diff(changes)) if not changes.is_empty else "no differences")
 
 
 @main.command()
@@ -546,10 +547,6 @@ def _parse_time(text: str, option: str) -> datetime:
     if parsed is None:
         _fail(f"{option}: not an ISO 8601 time: {text!r} (e.g. 2021-02-08T12:00:00Z)", EXIT_USAGE)
     return parsed
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_json(value: Any) -> None:

@@ -2,6 +2,10 @@
 
 Everything streams (one statement's revisions, one capture at a time), so exporting
 a large archive needs little memory, over HTTP or to a file.
+
+JSON Lines and WARC are data: they carry the text exactly as archived. A CSV file is
+opened in spreadsheets, which run a cell that starts like a formula: such cells are
+neutralised as OWASP advises against CSV injection (a leading single quote).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ CSV_COLUMNS = (
     "author", "tags", "categories", "language", "post_id", "twin_url", "body",
 )  # fmt: skip
 LIST_SEPARATOR = "; "
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Scrapy hands over decoded bodies; these headers would describe bytes we do not have.
 DROPPED_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
 
@@ -87,16 +93,19 @@ def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                key: LIST_SEPARATOR.join(value) if isinstance(value, list) else value
-                for key, value in row.items()
-            }
-        )
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: lists joined, text that a spreadsheet would run quoted inert."""
+    text = LIST_SEPARATOR.join(value) if isinstance(value, list) else value
+    if isinstance(text, str) and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 def warc_records(captures: Iterable[Capture]) -> Iterator[bytes]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from monitor import display
 from monitor.diffing import (
     DiffOp,
     Op,
@@ -48,7 +49,6 @@ LABELS = {
     EventKind.RECOVERED: ("Recovered", "已恢复"),
 }
 MAX_TITLE = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]()<>#|!])")
 
 PAGE_STYLE = "font-family:sans-serif;font-size:14px;max-width:760px"
@@ -82,8 +82,8 @@ def what_changed(archive: Archive, event: ChangeEvent) -> EventDetail:
 
 
 def one_line(text: str | None, limit: int = MAX_TITLE) -> str:
-    flat = _CONTROL.sub(" ", text or "").strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Subjects and titles as shown (monitor/display.py): one line, nothing hidden."""
+    return display.one_line(text, limit)
 
 
 def subject(event: ChangeEvent) -> str:

@@ -1,8 +1,9 @@
 """A real `embassy-watch serve` over an archive built by crawling the replica three times.
 
 Crawl 1 archives the replica; then one statement gets a one-character edit (项 → 項)
-on every occurrence, a statement full of markup is added, and another is deleted;
-crawls 2 and 3 record the edit, the new statement and the take-down.
+on every occurrence, a statement full of markup and one full of misleading text are
+added, and another is deleted; crawls 2 and 3 record the edit, the new statements and
+the take-down, and e-mail their alerts to a real SMTP server.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from tests.conftest import postgres_database
 from tests.helpers import EXECUTABLE, EmbassyWatch, clean_environment, write_config
+from tests.receivers import Mail, MailServer
 from tests.replica.site import ReplicaSite, Statement
 
 EDITED_SLUG = "statement-24"
@@ -31,6 +33,17 @@ HOSTILE = Statement(
     title="<script>alert('title')</script>声明",
     paragraphs=["正文里有<script>alert(1)</script>和<img src=x onerror=alert(2)>。"],
 )
+# Text that misleads where it is shown: a right-to-left override that makes "exe.txt"
+# read "txt.exe", an isolate, invisible characters, a bell and a terminal escape, a
+# line break; and cells that a spreadsheet would run as formulas.
+MISLEADING = Statement(
+    post_id=93002,
+    slug="misleading",
+    title="关于\u202etxt.exe\u202c的声明\u2066\u2069\u200b\ufeff\x07\x1b[2J\r\n第二行",
+    paragraphs=['=HYPERLINK("http://evil.example/","点击")', "+1+1 正文"],
+    tags=["@SUM(1+1)", "-2+3"],
+    author="=cmd|' /C calc'!A0",
+)
 
 
 @dataclass
@@ -38,6 +51,7 @@ class Served:
     base: str
     ew: EmbassyWatch
     edited_id: int
+    mails: list[Mail]  # the alerts that crawls 2 and 3 sent
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.base + path, timeout=10) as response:
@@ -71,29 +85,34 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _build_archive(tmp: Path, database_url: str) -> tuple[EmbassyWatch, int]:
+def _build_archive(tmp: Path, database_url: str) -> tuple[EmbassyWatch, int, list[Mail]]:
     replica = ReplicaSite().start()
+    mail = MailServer().start()
     try:
-        ew = EmbassyWatch(write_config(tmp, database_url, [replica.listing_url]), database_url)
+        notify = {"notify": {"urls": [mail.url()]}}
+        config = write_config(tmp, database_url, [replica.listing_url], sections=notify)
+        ew = EmbassyWatch(config, database_url)
         ew.crawl()
         first = replica.statement(EDITED_SLUG)
         replica.edit(EDITED_SLUG, paragraphs=[p.replace("项", "項") for p in first.paragraphs])
         replica.add(HOSTILE)
+        replica.add(MISLEADING)
         replica.delete("statement-05")
         ew.crawl()
         ew.crawl()  # statement-05: gone twice, unlisted -> removed
         edited_id = ew.statement_id(replica.url(first.path))
     finally:
+        mail.stop()
         replica.stop()
-    return ew, edited_id
+    return ew, edited_id, list(mail.mails)
 
 
 @contextmanager
 def serving(backend: str, tmp: Path) -> Iterator[Served]:
     with postgres_database() if backend == "postgresql" else _sqlite(tmp) as database_url:
-        ew, edited_id = _build_archive(tmp, database_url)
+        ew, edited_id, mails = _build_archive(tmp, database_url)
         with serve_process(ew, tmp / "serve.log") as base:
-            yield Served(base, ew, edited_id)
+            yield Served(base, ew, edited_id, mails)
 
 
 @contextmanager

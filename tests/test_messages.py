@@ -88,7 +88,7 @@ def test_each_format_marks_the_inserted_characters(fmt: Format, deleted_or_inser
         (
             EventKind.NEW,
             {"title": "标题\n换行\r\x00注入"},
-            "New statement · 新声明: 标题 换行 注入",
+            "New statement · 新声明: 标题 换行 ⟨U+0000⟩注入",
         ),
     ],
 )

@@ -38,8 +38,8 @@ def test_healthz_reports_each_site_and_the_archive(served: Served) -> None:
     assert site["crawls"] == 3  # the three crawls that built the archive
     assert site["pages_fetched"] >= 3 * 24
     assert site["last_crawl_seconds"] > 0
-    assert health["statements"] == {"active": 24, "removed": 1}
-    assert health["events"] == {"new": 25, "changed": 1, "removed": 1}
+    assert health["statements"] == {"active": 25, "removed": 1}
+    assert health["events"] == {"new": 26, "changed": 1, "removed": 1}
 
 
 def test_metrics_are_prometheus_text_with_the_numbers_an_operator_watches(
@@ -62,7 +62,7 @@ def test_metrics_are_prometheus_text_with_the_numbers_an_operator_watches(
     assert samples[("embassy_watch_events_total", (("kind", "changed"),))] == 1
     assert samples[("embassy_watch_events_total", (("kind", "removed"),))] == 1
     assert samples[("embassy_watch_statements", (("status", "removed"),))] == 1
-    assert samples[("embassy_watch_revisions", ())] == 26
+    assert samples[("embassy_watch_revisions", ())] == 27
     assert samples[("embassy_watch_outbox_deliveries", (("status", "pending"),))] == 0
     assert samples[("embassy_watch_outbox_oldest_waiting_seconds", ())] == 0
     assert samples[("embassy_watch_healthy", ())] == 1
@@ -73,7 +73,7 @@ def test_status_says_healthy_or_names_each_problem(served: Served, tmp_path: Pat
     healthy = ew.run("status")
     assert healthy.stdout.startswith("embassy-watch: healthy")
     assert f"site {_site(served)}: last crawl" in healthy.stdout and "3 crawls" in healthy.stdout
-    assert "archive: 24 active, 1 removed; 26 revisions" in healthy.stdout
+    assert "archive: 25 active, 1 removed; 27 revisions" in healthy.stdout
     as_json = json.loads(ew.run("status", "--json").stdout)
     assert as_json["healthy"] is True and as_json["sites"][0]["crawls"] == 3
 

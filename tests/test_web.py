@@ -30,8 +30,8 @@ def test_the_statement_list_shows_latest_changes_first_and_filters(served: Serve
     page = served.page("/")
     assert "Statements · 声明" in page
     titles = re.findall(r'<a class="title" href="/statements/(\d+)">', page)
-    assert len(titles) == 25
-    # The edited statement and the two new ones changed last; the edit links to its diff.
+    assert len(titles) == 26
+    # The edited statement and the three new ones changed last; the edit links to its diff.
     assert f'href="/statements/{served.edited_id}/diff"' in page
     removed = served.page("/?status=removed")
     assert re.findall(r'<a class="title" href="/statements/(\d+)">', removed) == [
@@ -157,7 +157,7 @@ def test_atom_feeds_parse_and_carry_the_diff(served: Served) -> None:
     everything = _feed(served, "/feeds/changes.atom")
     titles = [entry.title for entry in everything.entries]
     # Baseline (first-crawl) events are not news: only what happened after it.
-    assert len(titles) == 3
+    assert len(titles) == 4
     assert titles[0].startswith("Removed · 已删除")
     changed = next(e for e in everything.entries if e.title.startswith("Changed · 已修改"))
     assert changed.link.endswith(f"/statements/{served.edited_id}/diff?from=1&to=2")
@@ -166,7 +166,7 @@ def test_atom_feeds_parse_and_carry_the_diff(served: Served) -> None:
     one = _feed(served, f"/feeds/statements/{served.edited_id}.atom")
     assert [e.id for e in one.entries] == [changed.id]
     site = served.get("/api/statements?limit=1")["statements"][0]["site"]
-    assert len(_feed(served, f"/feeds/sites/{quote(site)}.atom").entries) == 3
+    assert len(_feed(served, f"/feeds/sites/{quote(site)}.atom").entries) == 4
     assert _feed(served, "/feeds/sites/nowhere.atom").entries == []
     # Reached by another host name (a proxy, a new domain): links follow it, ids do not.
     renamed = _feed(served, "/feeds/changes.atom", {"Host": "archive.example.org"})
@@ -198,7 +198,7 @@ def test_history_and_archive_export_as_json_lines_and_csv(served: Served) -> Non
     assert table[0]["tags"] == "; ".join(rows[0]["tags"])
     whole = served.fetch("/export/archive.jsonl")[2].decode().splitlines()
     revisions = sum(s["revisions"] for s in served.get("/api/statements?limit=500")["statements"])
-    assert len(whole) == revisions == 26
+    assert len(whole) == revisions == 27
 
 
 def test_raw_captures_export_as_warc_that_warcio_reads_back(served: Served) -> None:
@@ -214,7 +214,7 @@ def test_raw_captures_export_as_warc_that_warcio_reads_back(served: Served) -> N
     kinds = {kind for kind, *_ in whole}
     assert kinds == {"warcinfo", "response"}
     assert sum(1 for r in whole if r[1] == url) == 2
-    assert len(whole) > 26  # listing pages and every statement's first capture too
+    assert len(whole) > 27  # listing pages and every statement's first capture too
 
 
 def _warc(data: bytes) -> list[tuple[str, str | None, str | None, str]]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import AfterValidator
 
 from monitor.diffing import DiffOp, diff_statements, diff_text
 from monitor.messages import Format, render_diff
@@ -22,12 +22,18 @@ from monitor.views import (
     search_hit_json,
     statement_json,
 )
+from monitor.web.params import (
+    MAX_NUMBER,
+    Limit,
+    Offset,
+    RevisionNumber,
+    StatementId,
+    Text,
+    Time,
+    without_nul,
+)
 from storage.archive import Archive
 from storage.records import Revision, StatementFilter, StatementSummary
-
-MAX_PAGE = 500
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many to return")]
-Offset = Annotated[int, Query(ge=0, description="how many to skip")]
 
 
 def api(archive: Archive) -> APIRouter:
@@ -35,13 +41,13 @@ def api(archive: Archive) -> APIRouter:
 
     @router.get("/statements", summary="Statements, filtered and paginated")
     def statements(
-        site: str | None = None,
+        site: Text = None,
         status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
-        tag: str | None = None,
-        published_from: datetime | None = None,
-        published_to: datetime | None = None,
-        changed_from: datetime | None = None,
-        changed_to: datetime | None = None,
+        tag: Text = None,
+        published_from: Time = None,
+        published_to: Time = None,
+        changed_from: Time = None,
+        changed_to: Time = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> dict[str, Any]:
@@ -49,10 +55,10 @@ def api(archive: Archive) -> APIRouter:
             site=site,
             status=status,
             tag=tag,
-            published_from=utc(published_from),
-            published_to=utc(published_to),
-            changed_from=utc(changed_from),
-            changed_to=utc(changed_to),
+            published_from=published_from,
+            published_to=published_to,
+            changed_from=changed_from,
+            changed_to=changed_to,
         )
         found = archive.statements(where)
         page = found[offset : offset + limit]
@@ -65,24 +71,24 @@ def api(archive: Archive) -> APIRouter:
 
     @router.get("/statements/{statement_id}", summary="A statement as it reads now, or at a time")
     def statement(
-        statement_id: int,
+        statement_id: StatementId,
         at: Annotated[
-            datetime | None, Query(description="the revision in force at this ISO 8601 time")
+            Time, Query(description="the revision in force at this ISO 8601 time")
         ] = None,
     ) -> dict[str, Any]:
         found = find_or_404(archive, statement_id)
-        revision = archive.revision(found.id, at=utc(at))
+        revision = archive.revision(found.id, at=at)
         if revision is None:
             raise HTTPException(404, f"statement {statement_id} was not yet archived at {at}")
         return revision_json(found, revision)
 
     @router.get("/statements/{statement_id}/revisions", summary="A statement's revisions")
-    def revisions(statement_id: int) -> list[dict[str, Any]]:
+    def revisions(statement_id: StatementId) -> list[dict[str, Any]]:
         found = find_or_404(archive, statement_id)
         return [revision_summary_json(row) for row in archive.history(found.id)]
 
     @router.get("/statements/{statement_id}/revisions/{number}", summary="One revision")
-    def revision(statement_id: int, number: int) -> dict[str, Any]:
+    def revision(statement_id: StatementId, number: RevisionNumber) -> dict[str, Any]:
         found = find_or_404(archive, statement_id)
         row = archive.revision(found.id, number=number)
         if row is None:
@@ -91,9 +97,9 @@ def api(archive: Archive) -> APIRouter:
 
     @router.get("/statements/{statement_id}/diff", summary="What changed between two revisions")
     def diff(
-        statement_id: int,
-        old: Annotated[int | None, Query(alias="from", ge=1)] = None,
-        new: Annotated[int | None, Query(alias="to", ge=1)] = None,
+        statement_id: StatementId,
+        old: Annotated[int | None, Query(alias="from", ge=1, le=MAX_NUMBER)] = None,
+        new: Annotated[int | None, Query(alias="to", ge=1, le=MAX_NUMBER)] = None,
     ) -> dict[str, Any]:
         pair = revision_pair_or_404(archive, statement_id, old, new)
         changes = diff_statements(pair.before.content, pair.after.content)
@@ -116,19 +122,21 @@ def api(archive: Archive) -> APIRouter:
 
     @router.get("/changes", summary="Change events, newest first")
     def changes(
-        since: datetime | None = None,
-        site: str | None = None,
-        statement_id: int | None = None,
+        since: Time = None,
+        site: Text = None,
+        statement_id: Annotated[int | None, Query(ge=1, le=MAX_NUMBER)] = None,
         limit: Limit = 100,
     ) -> list[dict[str, Any]]:
-        events = archive.changes(
-            since=utc(since), site=site, statement_id=statement_id, limit=limit
-        )
+        events = archive.changes(since=since, site=site, statement_id=statement_id, limit=limit)
         return [event_json(event) for event in events]
 
     @router.get("/search", summary="Revisions whose title or body contain a text")
     def search(
-        q: Annotated[str, Query(min_length=1, max_length=200, description="any text, e.g. 香港")],
+        q: Annotated[
+            str,
+            Query(min_length=1, max_length=200, description="any text, e.g. 香港"),
+            AfterValidator(without_nul),
+        ],
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> dict[str, Any]:
@@ -171,12 +179,6 @@ def revision_pair_or_404(
         missing = oldest if before is None else newest
         raise HTTPException(404, f"statement {statement_id} has no revision {missing}")
     return RevisionPair(found, before, after)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _ops(ops: Iterable[DiffOp]) -> list[dict[str, str]]:

@@ -2,18 +2,24 @@
 
 Entries are what an alert would say (the e-mail's HTML, diff included), so a feed
 reader is one more alert channel. First-crawl (baseline) events and crawl-health
-events are left out: they are about the archive, not about the statements.
+events are left out: they are about the archive, not about the statements. Every
+text is shown as on a page (monitor/display.py): XML cannot carry control characters.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from feedgen.feed import FeedGenerator
+from pydantic import AfterValidator
 
+from monitor.display import one_line, visible
 from monitor.messages import Format, render, what_changed
 from monitor.web.api import find_or_404
+from monitor.web.params import StatementId, Text, without_nul
 from storage.archive import Archive
 from storage.records import ChangeEvent, EventKind
 
@@ -33,16 +39,18 @@ def feeds(archive: Archive) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/feeds/changes.atom")
-    def everything(request: Request, site: str | None = None) -> Response:
+    def everything(request: Request, site: Text = None) -> Response:
         title = f"Changes · 变更: {site}" if site else "Changes · 变更"
         return _feed(archive, request, title, archive_events(archive, site=site))
 
     @router.get("/feeds/sites/{site}.atom")
-    def one_site(request: Request, site: str) -> Response:
+    def one_site(
+        request: Request, site: Annotated[str, Path(), AfterValidator(without_nul)]
+    ) -> Response:
         return _feed(archive, request, f"Changes · 变更: {site}", archive_events(archive, site))
 
     @router.get("/feeds/statements/{statement_id}.atom")
-    def one_statement(request: Request, statement_id: int) -> Response:
+    def one_statement(request: Request, statement_id: StatementId) -> Response:
         found = find_or_404(archive, statement_id)
         events = archive_events(archive, statement_id=found.id)
         return _feed(archive, request, f"Changes · 变更: {found.title or found.url}", events)
@@ -66,10 +74,10 @@ def _feed(archive: Archive, request: Request, title: str, events: list[ChangeEve
     base = str(request.base_url).rstrip("/")
     feed = FeedGenerator()
     feed.id(_stable_id(f"feed {request.url.path}?{request.url.query}"))
-    feed.title(title)
+    feed.title(one_line(title))
     feed.subtitle("Statements new, edited, taken down · 美国驻华使领馆声明的变更")
     feed.author({"name": "embassy-watch"})
-    feed.link(href=str(request.url), rel="self")
+    feed.link(href=_self_link(request), rel="self")
     feed.link(href=base + "/changes", rel="alternate")
     feed.generator("embassy-watch")
     if events:
@@ -79,12 +87,18 @@ def _feed(archive: Archive, request: Request, title: str, events: list[ChangeEve
         entry.id(_stable_id(f"event {event.id} {event.occurred_at.isoformat()} {event.url}"))
         detail = what_changed(archive, event)
         message = render(event, detail.changes, Format.HTML, MAX_ENTRY_CHARS, detail.excerpt)
-        entry.title(message.title)
+        entry.title(one_line(message.title))
         entry.link(href=base + _page_of(event), rel="alternate")
         entry.updated(event.occurred_at)
         entry.published(event.occurred_at)
-        entry.content(message.body, type="html")
+        entry.content(visible(message.body), type="html")
     return Response(feed.atom_str(pretty=True), media_type=ATOM)
+
+
+def _self_link(request: Request) -> str:
+    """The feed's own address as it was asked for (Starlette hands over the path decoded)."""
+    url = request.url
+    return str(url.replace(path=quote(url.path), query=quote(url.query, safe="=&%+")))
 
 
 def _page_of(event: ChangeEvent) -> str:

@@ -16,10 +16,14 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from pydantic import AfterValidator
 
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
+from monitor.display import visible
 from monitor.messages import LABELS
-from monitor.web.api import find_or_404, revision_pair_or_404, utc
+from monitor.web.api import find_or_404, revision_pair_or_404
+from monitor.web.params import MAX_NUMBER, RevisionNumber, StatementId, Text, Time, without_nul
 from storage.archive import Archive
 from storage.records import (
     ChangeEvent,
@@ -30,6 +34,7 @@ from storage.records import (
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+PageNumber = Annotated[int, Query(ge=1, le=MAX_NUMBER // PAGE_SIZE)]
 TIMELINE_EVENTS = 1000
 STATUSES = {
     "active": ("online", "在线"),
@@ -48,6 +53,7 @@ class TimelineEntry:
 
 def templates() -> Jinja2Templates:
     engine = Jinja2Templates(directory=HERE / "templates")
+    engine.env.finalize = _shown  # before any template is compiled: it applies to every {{ }}
     engine.env.filters["when"] = _when
     engine.env.filters["href"] = _safe_href
     engine.env.globals["kind_label"] = _kind_label
@@ -63,10 +69,10 @@ def pages(archive: Archive) -> APIRouter:
     @router.get("/")
     def statement_list(
         request: Request,
-        site: str | None = None,
+        site: Text = None,
         status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
-        tag: str | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        tag: Text = None,
+        page: PageNumber = 1,
     ) -> HTMLResponse:
         found = archive.statements(StatementFilter(site=site or None, status=status, tag=tag))
         found.sort(key=lambda s: (s.last_changed_at or s.first_seen_at, s.id), reverse=True)
@@ -86,7 +92,7 @@ def pages(archive: Archive) -> APIRouter:
         )
 
     @router.get("/statements/{statement_id}")
-    def timeline(request: Request, statement_id: int) -> HTMLResponse:
+    def timeline(request: Request, statement_id: StatementId) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
         history = archive.history(found.id)
         events = archive.changes(statement_id=found.id, limit=TIMELINE_EVENTS)
@@ -97,7 +103,9 @@ def pages(archive: Archive) -> APIRouter:
         )
 
     @router.get("/statements/{statement_id}/revisions/{number}")
-    def revision(request: Request, statement_id: int, number: int) -> HTMLResponse:
+    def revision(
+        request: Request, statement_id: StatementId, number: RevisionNumber
+    ) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
         row = archive.revision(found.id, number=number)
         if row is None:
@@ -105,21 +113,22 @@ def pages(archive: Archive) -> APIRouter:
         return render(request, "revision.html", {"statement": found, "revision": row, "at": None})
 
     @router.get("/statements/{statement_id}/at")
-    def as_of(request: Request, statement_id: int, time: datetime) -> HTMLResponse:
+    def as_of(
+        request: Request, statement_id: StatementId, time: Annotated[Time, Query()]
+    ) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
-        at = utc(time)
-        row = archive.revision(found.id, at=at)
+        row = archive.revision(found.id, at=time)
         if row is None:
-            message = f"statement {statement_id} was not yet archived at {_when(at)}"
+            message = f"statement {statement_id} was not yet archived at {_when(time)}"
             raise HTTPException(404, message)
-        return render(request, "revision.html", {"statement": found, "revision": row, "at": at})
+        return render(request, "revision.html", {"statement": found, "revision": row, "at": time})
 
     @router.get("/statements/{statement_id}/diff")
     def diff(
         request: Request,
-        statement_id: int,
-        old: Annotated[int | None, Query(alias="from", ge=1)] = None,
-        new: Annotated[int | None, Query(alias="to", ge=1)] = None,
+        statement_id: StatementId,
+        old: Annotated[int | None, Query(alias="from", ge=1, le=MAX_NUMBER)] = None,
+        new: Annotated[int | None, Query(alias="to", ge=1, le=MAX_NUMBER)] = None,
         view: Annotated[str, Query(pattern="^(inline|side)$")] = "inline",
     ) -> HTMLResponse:
         pair = revision_pair_or_404(archive, statement_id, old, new)
@@ -145,9 +154,9 @@ def pages(archive: Archive) -> APIRouter:
     @router.get("/changes")
     def changes(
         request: Request,
-        site: str | None = None,
+        site: Text = None,
         kind: EventKind | None = None,
-        before: Annotated[int | None, Query(ge=1)] = None,
+        before: Annotated[int | None, Query(ge=1, le=MAX_NUMBER)] = None,
     ) -> HTMLResponse:
         events = archive.changes(
             site=site or None, kinds=[kind] if kind else [], before=before, limit=PAGE_SIZE + 1
@@ -167,8 +176,8 @@ def pages(archive: Archive) -> APIRouter:
     @router.get("/search")
     def search(
         request: Request,
-        q: Annotated[str, Query(max_length=200)] = "",
-        page: Annotated[int, Query(ge=1)] = 1,
+        q: Annotated[str, Query(max_length=200), AfterValidator(without_nul)] = "",
+        page: PageNumber = 1,
     ) -> HTMLResponse:
         results = archive.search(q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE) if q else None
         total = results.total if results else 0
@@ -207,6 +216,14 @@ def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list
         if e.id not in shown
     ]
     return sorted(entries, key=lambda entry: entry.at, reverse=True)
+
+
+def _shown(value: Any) -> Any:
+    """What a template prints, hidden characters made visible (see monitor/display.py).
+
+    Markup is left alone: it is what a macro made, its own values already shown so.
+    """
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def _when(value: datetime | None) -> str:

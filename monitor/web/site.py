@@ -25,6 +25,7 @@ from monitor.web.api import api, docs_page, find_or_404
 from monitor.web.feeds import feeds
 from monitor.web.operations import operations
 from monitor.web.pages import HERE, pages, templates
+from monitor.web.params import StatementId
 from storage.archive import Archive
 
 SECURITY_HEADERS = {
@@ -101,7 +102,7 @@ def _add_exports(app: FastAPI, archive: Archive) -> None:
         return _download(export(archive, fmt), fmt, "embassy-watch-archive")
 
     @app.get("/export/statements/{statement_id:int}.{suffix}", include_in_schema=False)
-    def one_statement(statement_id: int, suffix: str) -> StreamingResponse:
+    def one_statement(statement_id: StatementId, suffix: str) -> StreamingResponse:
         fmt = _export_format(suffix)
         found = find_or_404(archive, statement_id)
         return _download(export(archive, fmt, found), fmt, f"statement-{statement_id}")

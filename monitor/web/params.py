@@ -1,0 +1,43 @@
+"""The kinds of request parameter every route shares, each refused whole (422) when bad.
+
+The bounds are those of what the archive can hold, so no request reaches the database
+with a value it would refuse: PostgreSQL's INTEGER columns end at 2**31 - 1 and its text
+never holds U+0000.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import AfterValidator
+
+MAX_PAGE = 500
+MAX_NUMBER = 2**31 - 1  # ids, revision numbers, offsets
+
+
+def without_nul(text: str | None) -> str | None:
+    if text is not None and "\x00" in text:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return text
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Times without an offset are UTC; every time is compared in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00
+        raise ValueError("must fall within the years 1 to 9999 once in UTC") from None
+
+
+Text = Annotated[str | None, AfterValidator(without_nul)]
+Time = Annotated[datetime | None, AfterValidator(as_utc)]
+StatementId = Annotated[int, Path(ge=1, le=MAX_NUMBER, description="a statement's id")]
+RevisionNumber = Annotated[int, Path(ge=1, le=MAX_NUMBER, description="from 1, oldest first")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="how many to return")]
+Offset = Annotated[int, Query(ge=0, le=MAX_NUMBER, description="how many to skip")]
