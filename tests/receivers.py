@@ -160,7 +160,6 @@ class WebhookSink(_Refusals):
     def __init__(self) -> None:
         super().__init__()
         self.posts: list[dict[str, Any]] = []
-        self.received_at: list[float] = []  # time.monotonic() of each post accepted
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookSink:
@@ -201,7 +200,6 @@ def _webhook_handler(sink: WebhookSink) -> type[BaseHTTPRequestHandler]:
                     return
             with sink.lock:
                 sink.posts.append(payload)
-                sink.received_at.append(time.monotonic())
             self._answer(200)
 
         def _answer(self, status: int) -> None:

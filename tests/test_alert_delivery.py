@@ -144,15 +144,17 @@ def test_a_hung_mail_server_delays_no_webhook_alert(
     count = 6
     with ew.start_daemon(tmp_path / "daemon.log") as daemon:
         daemon.wait_for_log(DONE)
-        replica.statements = [statement(n) for n in range(count, 0, -1)] + replica.statements
+        replica.statements = [*(statement(n) for n in range(count, 0, -1)), *replica.statements]
         wait_until(lambda: len(webhook.posts) == count, timeout=30, what="every webhook alert")
-        # One send to the hung server costs a timeout; the webhook waited for none of them.
-        spread = webhook.received_at[-1] - webhook.received_at[0]
-        assert spread < timeout, f"webhook alerts spread over {spread:.1f}s"
+        # One send to the hung server costs a timeout; no webhook alert waited for one.
+        with ew.archive() as archive:
+            hooked = archive.outbox.deliveries(DeliveryStatus.DELIVERED)
+        waits = [(row.delivered_at - row.created_at).total_seconds() for row in hooked]
+        assert len(waits) == count and max(waits) < timeout, f"webhook alerts waited {waits}"
         assert hung_mail_server.connections, "the mail server was never tried"
 
-        (timed_out, *_) = wait_until(lambda: tried_and_waiting(ew), what="a mail tried, pending")
-        assert "did not finish within" in (timed_out.last_error or "")  # the timeout
+        # Given up at the timeout (by apprise, or by the socket: whichever comes first).
+        wait_until(lambda: tried_and_waiting(ew), what="a mail tried and still pending")
         started = time.monotonic()
         assert daemon.terminate(timeout=30) == 0  # while a send to the hung server is running
         assert time.monotonic() - started < 15
