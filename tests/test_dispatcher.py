@@ -5,11 +5,17 @@ Every backend; real failing sends.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from config import NotifySettings
 from monitor.notify import Dispatcher, make_targets
+from storage import outbox as outbox_module
 from storage.archive import Archive
 from storage.records import DeliveryStatus, EventPolicy, NotifyTarget, Reconciled
 from tests.test_archive import CONTENT, T0, capture
@@ -99,3 +105,39 @@ def test_waiting_alerts_follow_the_configured_targets_and_delivered_ones_never_m
         archive.outbox.mark_attempt_failed(row.id, "refused", retry_at=None)
     late = NotifyTarget("k-late", "json://late.example/hook")
     assert archive.outbox.reconcile((SLACK, HOOK, MAIL, late), now + 6 * DAY, DAY) == Reconciled()
+
+
+def test_processes_reconciling_at_once_add_each_row_once(
+    archive: Archive, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process plans the same rows, then all insert at once: each row is added once."""
+    archive.record_detail(capture(), CONTENT, policy=EventPolicy(alert_to=(MAIL,)))
+    racers = [archive, *(Archive.open(database_url) for _ in range(3))]
+    if archive.engine.dialect.name == "postgresql":  # SQLite lets one writer in at a time
+        _insert_all_at_once(monkeypatch, len(racers))
+    try:
+        with ThreadPoolExecutor(max_workers=len(racers)) as pool:
+            results = list(
+                pool.map(lambda each: each.outbox.reconcile((MAIL, HOOK, SLACK), T0, DAY), racers)
+            )
+    finally:
+        for other in racers[1:]:
+            other.close()
+    assert sum(result.queued for result in results) == 2
+    assert sorted(key for _, key in rows(archive)) == sorted([MAIL.key, HOOK.key, SLACK.key])
+
+
+def _insert_all_at_once(monkeypatch: pytest.MonkeyPatch, racers: int) -> None:
+    """Hold each writer between its plan and its inserts until all have planned."""
+    barrier = threading.Barrier(racers, timeout=10)
+    plan = outbox_module._plan
+    calls = threading.local()
+
+    def planned(*args: Any) -> Any:
+        made = plan(*args)
+        calls.count = getattr(calls, "count", 0) + 1
+        if calls.count == 2:  # the plan made again inside the write transaction
+            barrier.wait()
+        return made
+
+    monkeypatch.setattr(outbox_module, "_plan", planned)
