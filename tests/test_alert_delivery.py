@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,8 @@ def test_message_limits_are_counted_in_bytes() -> None:
     """Slack's limit held in UTF-8 bytes by a Chinese diff three times as long in bytes."""
     (slack,) = make_targets(["slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#general"])
     paragraphs = [SENTENCE * 15 + f"第{n}段。" for n in range(40)]  # ~16,000 characters
-    old = CONTENT.__class__(**{**CONTENT.__dict__, "body": "\n\n".join(paragraphs)})
-    new = CONTENT.__class__(
-        **{**CONTENT.__dict__, "body": "\n\n".join(p.replace("今天", "昨天") for p in paragraphs)}
-    )
+    old = replace(CONTENT, body="\n\n".join(paragraphs))
+    new = replace(old, body=old.body.replace("今天", "昨天"))
     event = ChangeEvent(
         1, "china-zh", EventKind.CHANGED, T0, statement_id=7, url=CONTENT.url, title="标题",
         revision=2, previous_revision=1, changed_fields=("body",),
