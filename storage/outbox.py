@@ -9,9 +9,10 @@ a removed target's row is dropped, and a delivered row is never touched again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,7 +29,8 @@ FAILED = str(DeliveryStatus.FAILED)
 DROPPED = str(DeliveryStatus.DROPPED)
 TARGET_REMOVED = "target removed"
 MAX_ERROR_LENGTH = 500
-ROWS_PER_INSERT = 1000  # 7 bound values each: within SQLite's 32,766 per statement
+ROWS_PER_STATEMENT = 1000
+_Item = TypeVar("_Item")
 
 
 @dataclass
@@ -78,39 +80,17 @@ class Outbox:
                 return Reconciled()
         with self._write.begin() as session:
             plan = _plan(session, targets, cutoff)
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-            queued = 0
-            if plan.add:
-                values = [
-                    {
-                        "event_id": event_id,
-                        "target_key": target.key,
-                        "target_label": target.label,
-                        "status": PENDING,
-                        "attempts": 0,
-                        "created_at": queued_at,
-                        "next_attempt_at": now,
-                    }
-                    for event_id, queued_at, target in plan.add
-                ]
-                for start in range(0, len(values), ROWS_PER_INSERT):
-                    added = session.scalars(
-                        insert(models.Outbox)
-                        .values(values[start : start + ROWS_PER_INSERT])
-                        .on_conflict_do_nothing()
-                        .returning(models.Outbox.id)
-                    )
-                    queued += len(added.all())
-            if plan.revive:
+            queued = _add_rows(session, plan.add, now)
+            for ids in _chunks(plan.revive):
                 session.execute(
                     update(models.Outbox)
-                    .where(models.Outbox.id.in_(plan.revive), models.Outbox.status == DROPPED)
+                    .where(models.Outbox.id.in_(ids), models.Outbox.status == DROPPED)
                     .values(status=PENDING, next_attempt_at=now, last_error=None)
                 )
-            if plan.drop:
+            for ids in _chunks(plan.drop):
                 session.execute(
                     update(models.Outbox)
-                    .where(models.Outbox.id.in_(plan.drop), models.Outbox.status.in_(_UNSENT))
+                    .where(models.Outbox.id.in_(ids), models.Outbox.status.in_(_UNSENT))
                     .values(status=DROPPED, last_error=TARGET_REMOVED, lease_until=None)
                 )
             return Reconciled(queued=queued + len(plan.revive), dropped=len(plan.drop))
@@ -231,6 +211,36 @@ def _plan(session: Session, targets: Sequence[NotifyTarget], cutoff: datetime) -
             if key not in keys
         ]
     return plan
+
+
+def _add_rows(
+    session: Session, rows: list[tuple[int, datetime, NotifyTarget]], now: datetime
+) -> int:
+    """Pending rows, due now; one another process added meanwhile is skipped. How many added."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = [
+        {
+            "event_id": event_id,
+            "target_key": target.key,
+            "target_label": target.label,
+            "status": PENDING,
+            "attempts": 0,
+            "created_at": queued_at,
+            "next_attempt_at": now,
+        }
+        for event_id, queued_at, target in rows
+    ]
+    added = 0
+    for chunk in _chunks(values):
+        statement = insert(models.Outbox).values(chunk).on_conflict_do_nothing()
+        added += len(session.scalars(statement.returning(models.Outbox.id)).all())
+    return added
+
+
+def _chunks(items: list[_Item]) -> Iterator[list[_Item]]:
+    """At most ROWS_PER_STATEMENT at a time: 7 values a row stay within SQLite's 32,766."""
+    for start in range(0, len(items), ROWS_PER_STATEMENT):
+        yield items[start : start + ROWS_PER_STATEMENT]
 
 
 def _is_due(now: datetime):  # type: ignore[no-untyped-def]
