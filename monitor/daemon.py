@@ -2,13 +2,15 @@
 
 Scrapy and APScheduler share Twisted's asyncio reactor (tech-notes section 1):
 crawls are coroutine jobs on an AsyncIOScheduler; alert sending, which blocks,
-runs on one worker thread. SIGTERM/SIGINT stop new work, close the running crawl
-(each page is recorded whole or not at all) and exit well within 30 seconds.
+runs on one thread per alert target, so a hung service delays only its own
+alerts. SIGTERM/SIGINT stop new work, close the running crawl (each page is
+recorded whole or not at all) and exit well within 30 seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import random
@@ -19,7 +21,7 @@ from typing import Any
 from config import SiteSettings
 from crawler.runner import Crawls, install_reactor
 from monitor.app import App
-from monitor.notify import Round
+from monitor.notify import Round, sends_abandoned_in_flight
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,8 @@ class Daemon:
         self.crawls = Crawls()
         self.monitor = app.monitor(self.crawls)
         self.dispatcher = app.dispatcher()
-        self.sender_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts")
-        self.delivery: Future[Round] | None = None
+        # Reads the outbox and starts each target's sends (on the dispatcher's lanes).
+        self.round_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-rounds")
         self.scheduler = AsyncIOScheduler(
             event_loop=loop,
             timezone=UTC,
@@ -123,14 +125,13 @@ class Daemon:
         self._deliver_soon()
 
     async def deliver(self) -> None:
-        self.delivery = self.sender_thread.submit(self.dispatcher.deliver_due)
         try:
-            done = await asyncio.wrap_future(self.delivery)
+            lanes = await asyncio.wrap_future(self.round_thread.submit(self.dispatcher.start_round))
         except Exception as error:  # the database went away; the next round retries
             log.error("alert delivery failed: %s: %s", type(error).__name__, error)
             return
-        if done:
-            log.info("%s", done.summary_line())
+        for lane in lanes:
+            lane.add_done_callback(_log_round)
 
     async def thin(self) -> None:
         try:
@@ -157,16 +158,31 @@ class Daemon:
             await asyncio.wait_for(self.crawls.stop(), CRAWL_STOP_GRACE_SECONDS)
         except TimeoutError:
             log.warning("the running crawl did not close in time; stopping anyway")
-        if self.delivery is not None and not self.delivery.done():
-            try:
-                await asyncio.wait_for(
-                    asyncio.wrap_future(self.delivery), DELIVERY_STOP_GRACE_SECONDS
-                )
-            except (TimeoutError, Exception):
+        sending = self.dispatcher.sending()
+        if sending:
+            _, unfinished = await asyncio.to_thread(
+                concurrent.futures.wait, sending, DELIVERY_STOP_GRACE_SECONDS
+            )
+            if unfinished:
                 log.warning("an alert was being sent; it will be retried after restart")
         self.scheduler.shutdown(wait=False)
-        self.sender_thread.shutdown(wait=False, cancel_futures=True)
+        self.dispatcher.shutdown()
+        self.round_thread.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+    def still_sending(self) -> bool:
+        return bool(self.dispatcher.sending()) or sends_abandoned_in_flight()
+
+
+def _log_round(lane: Future[Round]) -> None:
+    """A target's round is over (on its lane's thread)."""
+    if lane.cancelled():
+        return
+    error = lane.exception()
+    if error is not None:  # the database went away; the next round retries
+        log.error("alert delivery failed: %s: %s", type(error).__name__, error)
+    elif done := lane.result():
+        log.info("%s", done.summary_line())
 
 
 def run_daemon(app: App) -> None:
@@ -184,7 +200,7 @@ def run_daemon(app: App) -> None:
     )
     reactor.callWhenRunning(daemon.start)
     reactor.run(installSignalHandlers=True)
-    if daemon.delivery is not None and not daemon.delivery.done():
+    if daemon.still_sending():
         # A send is hung past its grace period; Python would wait for its thread at exit.
         # Its outbox row stays claimed and is retried after the lease: nothing is lost.
         logging.shutdown()

@@ -312,9 +312,13 @@ def _skipped(count: int) -> str:
 def _fit(
     head: str, sections: list[str], renderer: _Text, max_length: int, event: ChangeEvent | None
 ) -> str:
-    """The whole message if it fits; else as many sections as fit, and a note saying so."""
+    """The whole message if it fits; else as many sections as fit, and a note saying so.
+
+    `max_length` counts UTF-8 bytes (a Chinese character is 3): within it in bytes, a message
+    is within it whatever unit the service counts.
+    """
     whole = renderer.wrap([head, *sections])
-    if len(whole) <= max_length:
+    if _bytes(whole) <= max_length:
         return whole
     hint = "full diff: embassy-watch diff " + (
         str(event.statement_id) if event and event.statement_id is not None else ""
@@ -323,10 +327,19 @@ def _fit(
     for index, section in enumerate(sections):
         remaining = len(sections) - index
         note = renderer.note(f"… trimmed: {remaining} more part(s) not shown; {hint}".strip())
-        if len(renderer.wrap([head, *kept, section, note])) > max_length:
-            return renderer.wrap([head, *kept, note])[:max_length]
+        if _bytes(renderer.wrap([head, *kept, section, note])) > max_length:
+            return _cut(renderer.wrap([head, *kept, note]), max_length)
         kept.append(section)
-    return whole[:max_length]
+    return _cut(whole, max_length)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8, never half a character."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
 
 
 def _iso(value: datetime) -> str:

@@ -2,7 +2,8 @@
 
 A row is claimed with a lease before sending, so a sender killed mid-send leaves
 a row that is retried when the lease runs out; it is marked delivered only after
-the service accepted it.
+the service accepted it. Each target has its own sending lane (a thread), so a
+slow or hung service delays only its own alerts.
 """
 
 from __future__ import annotations
@@ -11,13 +12,26 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.header import Header
 
 import apprise
+from apprise.apprise import any_abandoned_calls_still_running
+from apprise.plugins.email import NotifyEmail
 
 from config import NotifySettings
-from monitor.messages import EventDetail, Format, Message, digest, one_line, render, what_changed
+from monitor.messages import (
+    MAX_TITLE,
+    EventDetail,
+    Format,
+    Message,
+    digest,
+    one_line,
+    render,
+    what_changed,
+)
 from storage.archive import Archive
 from storage.records import ChangeEvent, Delivery, EventKind, NotifyTarget
 
@@ -39,6 +53,12 @@ class NotifyConfigError(ValueError):
     """A notification URL apprise cannot use; the message names it (secrets masked)."""
 
 
+# RFC 5322 section 2.1.1: a line of a message is at most 998 bytes before its CRLF.
+MAX_LINE_BYTES = 998
+# A service without a title field gets the title on the body's first line (apprise).
+_TITLE_IN_BODY_BYTES = 4 * MAX_TITLE + 2
+
+
 @dataclass(frozen=True)
 class Target:
     """A configured apprise URL and what its service accepts."""
@@ -46,7 +66,8 @@ class Target:
     url: str = field(repr=False)
     label: str
     format: Format
-    max_length: int
+    max_length: int  # of a message body, in UTF-8 bytes
+    email: bool = False  # the title becomes a Subject header line (see mail_subject)
 
     @property
     def key(self) -> str:
@@ -69,12 +90,18 @@ def make_targets(urls: Sequence[str]) -> tuple[Target, ...]:
             )
         native = service.notify_format
         native = native[0] if isinstance(native, tuple) else native
+        # apprise's limits count characters; a limit counted in bytes holds for every
+        # service, whichever unit it counts (UTF-8 bytes, UTF-16 units or characters).
+        max_length = int(service.body_maxlen)
+        if int(service.title_maxlen) <= 0:
+            max_length -= _TITLE_IN_BODY_BYTES
         targets.append(
             Target(
                 url=url,
                 label=_label(service.url(privacy=True)),  # type: ignore[no-untyped-call]
                 format=_NATIVE_FORMATS.get(native, Format.TEXT),
-                max_length=int(service.body_maxlen),
+                max_length=max(max_length, 0),
+                email=isinstance(service, NotifyEmail),
             )
         )
     return tuple(targets)
@@ -83,6 +110,37 @@ def make_targets(urls: Sequence[str]) -> tuple[Target, ...]:
 def _label(masked_url: str) -> str:
     """The masked URL without apprise's default options: enough to tell targets apart."""
     return masked_url.split("?", 1)[0]
+
+
+def mail_subject(subject: str) -> str:
+    """The subject, shortened with an ellipsis if need be, so its header line fits 998 bytes.
+
+    apprise encodes the Subject per RFC 2047 (quoted-printable: 9 bytes for one Chinese
+    character) but serialises the message with as_string(), which never folds a header:
+    about 110 Chinese characters made one line over the limit, refused by a strict server
+    ("500 Line too long"). A subject given already folded is joined again, so bounding its
+    length is the only fix that holds without replacing apprise's e-mail plugin.
+    """
+    if _subject_line_bytes(subject) <= MAX_LINE_BYTES:
+        return subject
+    fits, too_long = 0, len(subject)  # the longest prefix that fits with the ellipsis
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if _subject_line_bytes(_shortened(subject, middle)) <= MAX_LINE_BYTES:
+            fits = middle
+        else:
+            too_long = middle
+    return _shortened(subject, fits)
+
+
+def _shortened(text: str, length: int) -> str:
+    return text[:length].rstrip() + "…"
+
+
+def _subject_line_bytes(subject: str) -> int:
+    """The Subject line as apprise writes it: email.header.Header, never folded."""
+    charset = None if subject.isascii() else "utf-8"
+    return len("Subject: ") + len(Header(subject, charset).encode(maxlinelen=0).encode())
 
 
 @dataclass(frozen=True)
@@ -95,12 +153,18 @@ def send_with_apprise(
     target: Target, message: Message, kind: EventKind | None, timeout: float = 30.0
 ) -> str | None:
     """Send one message to one target; the failure's one-line reason, or None when accepted."""
-    sender = apprise.Apprise()
-    if not sender.add(target.url):
+    service = apprise.Apprise.instantiate(target.url)
+    if service is None:
         return "apprise cannot use this URL"
+    # apprise abandons a call after `timeout` but its thread waits on the socket until the
+    # service's own timeouts (15 s for SMTP): bound those too, or hung sends pile up.
+    service.socket_connect_timeout = min(service.socket_connect_timeout, timeout)
+    service.socket_read_timeout = min(service.socket_read_timeout, timeout)
+    sender = apprise.Apprise()
+    sender.add(service)
     result = sender.notify(
         body=message.body,
-        title=message.title,
+        title=mail_subject(message.title) if target.email else message.title,
         body_format=str(message.format),
         notify_type=_NOTIFY_TYPES.get(kind, apprise.NotifyType.INFO) if kind else "info",
         timeout=timeout,
@@ -111,9 +175,14 @@ def send_with_apprise(
     return one_line(reasons[-1] if reasons else f"not delivered ({result.status.name})", 500)
 
 
+def sends_abandoned_in_flight() -> bool:
+    """apprise still has a send it gave up waiting for (its thread ends at the socket timeout)."""
+    return any_abandoned_calls_still_running()
+
+
 @dataclass
 class Round:
-    """What one pass over the outbox did."""
+    """What one pass over the outbox did (for one target, or all of them added up)."""
 
     delivered: int = 0
     failed: int = 0
@@ -122,6 +191,13 @@ class Round:
     def __bool__(self) -> bool:
         return bool(self.delivered or self.failed or self.given_up)
 
+    def __add__(self, other: Round) -> Round:
+        return Round(
+            self.delivered + other.delivered,
+            self.failed + other.failed,
+            self.given_up + other.given_up,
+        )
+
     def summary_line(self) -> str:
         return (
             f"alerts: {self.delivered} delivered, {self.failed} failed (will retry), "
@@ -129,7 +205,13 @@ class Round:
         )
 
 
+DUE_PER_ROUND = 500  # rows read per target per round; the rest wait for the next round
+_CACHED_DETAILS = 256
+
+
 class Dispatcher:
+    """Sends due outbox rows, each target on its own lane: one slow target delays no other."""
+
     def __init__(
         self,
         archive: Archive,
@@ -142,43 +224,87 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.stopping = threading.Event()
-        self._what_changed: dict[int, EventDetail] = {}
+        # One thread per target: its alerts go out in order, one at a time, whatever the others do.
+        self._lanes = {
+            key: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"alerts-{number}")
+            for number, key in enumerate(self.targets, start=1)
+        }
+        self._running: dict[str, Future[Round]] = {}
+        self._lock = threading.Lock()
+        self._details: dict[int, EventDetail] = {}  # events are immutable: diffed once
 
     def send(self, target: Target, message: Message, kind: EventKind | None) -> str | None:
         return send_with_apprise(target, message, kind, self.settings.timeout)
 
     def deliver_due(self) -> Round:
-        """Send every due outbox row (one message each, or one digest per target)."""
+        """One round for every target at once, waiting for them all (`crawl`, tests)."""
+        total = Round()
+        for lane in self.start_round():
+            total += lane.result()
+        return total
+
+    def start_round(self) -> list[Future[Round]]:
+        """Owe waiting alerts to the targets configured now, then start each idle target's sends.
+
+        A target still sending from an earlier round is left to it: its rows stay due.
+        """
+        now = self.clock()
+        records = tuple(target.record for target in self.targets.values())
+        give_up_after = timedelta(seconds=self.settings.give_up_after)
+        changed = self.archive.outbox.reconcile(records, now, give_up_after)
+        if changed:
+            log.info(
+                "alerts: %d queued for targets configured since, %d dropped (target removed)",
+                changed.queued,
+                changed.dropped,
+            )
+        started = []
+        for target in self.targets.values():
+            if self.busy(target.key):
+                continue
+            due = self.archive.outbox.due(now, limit=DUE_PER_ROUND, target_key=target.key)
+            with self._lock:
+                if not due or self.stopping.is_set():
+                    continue
+                lane = self._lanes[target.key].submit(self._deliver_to, target, due)
+                self._running[target.key] = lane
+            started.append(lane)
+        return started
+
+    def busy(self, target_key: str) -> bool:
+        with self._lock:
+            lane = self._running.get(target_key)
+            return lane is not None and not lane.done()
+
+    def sending(self) -> list[Future[Round]]:
+        """The lanes still at work."""
+        with self._lock:
+            return [lane for lane in self._running.values() if not lane.done()]
+
+    def shutdown(self) -> None:
+        """No more sends: queued ones are cancelled, one in progress ends on its own."""
+        with self._lock:
+            self.stopping.set()
+            for lane in self._lanes.values():
+                lane.shutdown(wait=False, cancel_futures=True)
+
+    def _deliver_to(self, target: Target, due: list[Delivery]) -> Round:
+        """A target's due rows, in order: one message each, or one digest of them all."""
         done = Round()
-        due = self.archive.outbox.due(self.clock(), limit=500)
-        self._what_changed.clear()  # revisions are read and diffed once per event per round
-        batches: list[list[Delivery]] = [[delivery] for delivery in due]
-        if self.settings.digest:
-            by_target: dict[str, list[Delivery]] = {}
-            for delivery in due:
-                by_target.setdefault(delivery.target.key, []).append(delivery)
-            batches = list(by_target.values())
+        batches = [due] if self.settings.digest else [[row] for row in due]
         for batch in batches:
             if self.stopping.is_set():
                 break
-            self._deliver(batch, done)
+            self._deliver(target, batch, done)
         return done
 
-    def _deliver(self, rows: list[Delivery], done: Round) -> None:
+    def _deliver(self, target: Target, rows: list[Delivery], done: Round) -> None:
         now = self.clock()
-        # Longer than a send can take, so a slow send is never claimed twice; short enough
-        # that a killed sender's row is retried soon after a restart.
+        # Longer than a send can take (apprise gives up after the timeout), so a slow send is
+        # never claimed twice; short enough that a killed sender's row is retried soon after.
         lease = now + timedelta(seconds=2 * self.settings.timeout + 5)
-        target = self.targets.get(rows[0].target.key)
         claimed = [row for row in rows if self.archive.outbox.claim(row.id, now, lease)]
         if not claimed:
-            return
-        if target is None:
-            for row in claimed:
-                self.archive.outbox.mark_attempt_failed(
-                    row.id, "target no longer configured", retry_at=None
-                )
-                done.given_up += 1
             return
         message = self._message(target, [row.event for row in claimed])
         kind = claimed[0].event.kind if len(claimed) == 1 else None
@@ -216,10 +342,20 @@ class Dispatcher:
         return self._message_for(events[0], target.format, target.max_length)
 
     def _message_for(self, event: ChangeEvent, fmt: Format, max_length: int) -> Message:
-        if event.id not in self._what_changed:
-            self._what_changed[event.id] = what_changed(self.archive, event)
-        detail = self._what_changed[event.id]
+        detail = self._detail(event)
         return render(event, detail.changes, fmt, max_length, detail.excerpt)
+
+    def _detail(self, event: ChangeEvent) -> EventDetail:
+        """What changed, computed once for all targets (revisions read and diffed once)."""
+        with self._lock:
+            detail = self._details.get(event.id)
+        if detail is None:
+            detail = what_changed(self.archive, event)
+            with self._lock:
+                if len(self._details) >= _CACHED_DETAILS:
+                    self._details.clear()
+                self._details[event.id] = detail
+        return detail
 
     def test_all(self) -> list[SendResult]:
         """Send a test message to every target now (the outbox is not involved)."""

@@ -204,6 +204,7 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"  # given up after the configured time; kept for the record
+    DROPPED = "dropped"  # its target was removed from the configuration before delivery
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,17 @@ class Delivery:
     next_attempt_at: datetime
     last_error: str | None = None
     delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What bringing waiting alerts in line with the configured targets changed."""
+
+    queued: int = 0  # rows added (or revived) for targets configured while an alert waits
+    dropped: int = 0  # rows of targets no longer configured: never sent
+
+    def __bool__(self) -> bool:
+        return bool(self.queued or self.dropped)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 Both can refuse messages for a while, and both can hold a message before
 acknowledging it; a message whose sender hung up before the acknowledgement
 is not counted as received, as a real server would not have accepted it.
+HungMailServer accepts connections and never says a word.
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 @dataclass(frozen=True)
 class Mail:
-    subject: str
+    subject: str  # decoded
     text: str
     html: str
     recipients: tuple[str, ...]
+    raw: bytes = b""  # as it came over the wire
+
+    def longest_line(self) -> int:
+        """In bytes, without the line break."""
+        return max(len(line) for line in self.raw.splitlines())
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
@@ -94,7 +100,7 @@ class MailServer(_Refusals):
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self.lock:
-            self.mails.append(_mail(message, tuple(envelope.rcpt_tos)))
+            self.mails.append(_mail(message, tuple(envelope.rcpt_tos), raw))
         return "250 OK"
 
     def subjects(self) -> list[str]:
@@ -102,14 +108,50 @@ class MailServer(_Refusals):
             return [mail.subject for mail in self.mails]
 
 
-def _mail(message: EmailMessage, recipients: tuple[str, ...]) -> Mail:
+def _mail(message: EmailMessage, recipients: tuple[str, ...], raw: bytes) -> Mail:
     text = html = ""
     for part in message.walk():
         if part.get_content_type() == "text/plain" and not text:
             text = str(part.get_content())
         elif part.get_content_type() == "text/html" and not html:
             html = str(part.get_content())
-    return Mail(str(message["Subject"] or ""), text, html, recipients)
+    return Mail(str(message["Subject"] or ""), text, html, recipients, raw)
+
+
+class HungMailServer:
+    """Accepts SMTP connections, then never answers (not even the greeting)."""
+
+    def __init__(self) -> None:
+        self.connections: list[socket.socket] = []
+        self._listener = socket.socket()
+        self._stopped = threading.Event()
+
+    def start(self) -> HungMailServer:
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
+        self._listener.settimeout(0.1)
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def url(self, to: str = "newsroom@example.org") -> str:
+        return f"mailto://127.0.0.1:{self.port}?from=embassy-watch@example.org&to={to}"
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._listener.close()
+        for connection in self.connections:
+            connection.close()
 
 
 class WebhookSink(_Refusals):
