@@ -8,14 +8,16 @@ slow or hung service delays only its own alerts.
 
 from __future__ import annotations
 
+import email
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.header import Header
+from email.header import Header, decode_header, make_header
+from typing import Any
 
 import apprise
 from apprise.apprise import any_abandoned_calls_still_running
@@ -53,8 +55,6 @@ class NotifyConfigError(ValueError):
     """A notification URL apprise cannot use; the message names it (secrets masked)."""
 
 
-# RFC 5322 section 2.1.1: a line of a message is at most 998 bytes before its CRLF.
-MAX_LINE_BYTES = 998
 # A service without a title field gets the title on the body's first line (apprise).
 _TITLE_IN_BODY_BYTES = 4 * MAX_TITLE + 2
 
@@ -67,7 +67,6 @@ class Target:
     label: str
     format: Format
     max_length: int  # of a message body, in UTF-8 bytes
-    email: bool = False  # the title becomes a Subject header line (see mail_subject)
 
     @property
     def key(self) -> str:
@@ -101,7 +100,6 @@ def make_targets(urls: Sequence[str]) -> tuple[Target, ...]:
                 label=_label(service.url(privacy=True)),  # type: ignore[no-untyped-call]
                 format=_NATIVE_FORMATS.get(native, Format.TEXT),
                 max_length=max(max_length, 0),
-                email=isinstance(service, NotifyEmail),
             )
         )
     return tuple(targets)
@@ -112,35 +110,33 @@ def _label(masked_url: str) -> str:
     return masked_url.split("?", 1)[0]
 
 
-def mail_subject(subject: str) -> str:
-    """The subject, shortened with an ellipsis if need be, so its header line fits 998 bytes.
-
-    apprise encodes the Subject per RFC 2047 (quoted-printable: 9 bytes for one Chinese
-    character) but serialises the message with as_string(), which never folds a header:
-    about 110 Chinese characters made one line over the limit, refused by a strict server
-    ("500 Line too long"). A subject given already folded is joined again, so bounding its
-    length is the only fix that holds without replacing apprise's e-mail plugin.
-    """
-    if _subject_line_bytes(subject) <= MAX_LINE_BYTES:
-        return subject
-    fits, too_long = 0, len(subject)  # the longest prefix that fits with the ellipsis
-    while too_long - fits > 1:
-        middle = (fits + too_long) // 2
-        if _subject_line_bytes(_shortened(subject, middle)) <= MAX_LINE_BYTES:
-            fits = middle
-        else:
-            too_long = middle
-    return _shortened(subject, fits)
+# -- e-mail headers, folded (RFC 5322 section 2.2.3) --------------------------------------
+# apprise encodes the Subject per RFC 2047 but writes the message with as_string(), which
+# never folds a header: about 110 Chinese characters made one line over 998 bytes, and a
+# strict server refused the mail ("500 Line too long"). Its e-mail `send` builds messages
+# through NotifyEmail.prepare_emails, looked up at call time: that one step is wrapped.
+FOLD_HEADERS_AT = 78
+_apprise_prepare_emails = NotifyEmail.prepare_emails
 
 
-def _shortened(text: str, length: int) -> str:
-    return text[:length].rstrip() + "…"
+def fold_headers(message_text: str) -> str:
+    """A whole e-mail with its Subject re-encoded in short RFC 2047 words, headers folded."""
+    message = email.message_from_string(message_text)
+    subject = message.get("Subject")
+    if subject is not None:
+        text = str(make_header(decode_header(subject)))
+        charset = None if text.isascii() else "utf-8"
+        folded = Header(text, charset, header_name="Subject")  # compat32 takes a Header
+        message.replace_header("Subject", folded)  # type: ignore[arg-type]
+    return message.as_string(maxheaderlen=FOLD_HEADERS_AT)
 
 
-def _subject_line_bytes(subject: str) -> int:
-    """The Subject line as apprise writes it: email.header.Header, never folded."""
-    charset = None if subject.isascii() else "utf-8"
-    return len("Subject: ") + len(Header(subject, charset).encode(maxlinelen=0).encode())
+def _prepare_folded_emails(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    for prepared in _apprise_prepare_emails(*args, **kwargs):
+        yield replace(prepared, body=fold_headers(prepared.body))
+
+
+setattr(NotifyEmail, "prepare_emails", staticmethod(_prepare_folded_emails))  # noqa: B010
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,7 @@ def send_with_apprise(
     sender.add(service)
     result = sender.notify(
         body=message.body,
-        title=mail_subject(message.title) if target.email else message.title,
+        title=message.title,
         body_format=str(message.format),
         notify_type=_NOTIFY_TYPES.get(kind, apprise.NotifyType.INFO) if kind else "info",
         timeout=timeout,

@@ -37,6 +37,11 @@ class Mail:
         """In bytes, without the line break."""
         return max(len(line) for line in self.raw.splitlines())
 
+    def longest_header_line(self) -> int:
+        """In bytes: the header ends at the first empty line."""
+        header = self.raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+        return max(len(line) for line in header.splitlines())
+
 
 def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
