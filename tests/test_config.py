@@ -199,7 +199,11 @@ def bad_numbers() -> list[tuple[str, str]]:
     return cases
 
 
-@pytest.mark.parametrize(("key", "value"), bad_durations() + bad_numbers())
+@pytest.mark.parametrize(
+    ("key", "value"),
+    bad_durations() + bad_numbers(),
+    ids=lambda case: case if len(case) < 24 else case[:20] + "...",
+)
 def test_every_duration_and_number_is_finite_and_within_its_range(
     tmp_path: Path, key: str, value: str
 ) -> None:
