@@ -2,6 +2,7 @@
 
 from config.errors import ConfigError
 from config.settings import (
+    THIN_OBSERVATIONS_AFTER,
     CrawlSettings,
     DatabaseSettings,
     HealthSettings,
@@ -15,6 +16,7 @@ from config.settings import (
 )
 
 __all__ = [
+    "THIN_OBSERVATIONS_AFTER",
     "ConfigError",
     "CrawlSettings",
     "DatabaseSettings",

@@ -6,15 +6,18 @@ Only this package reads files and the environment. Everything else receives a
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -41,27 +44,76 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, '30s', '15m' or '1h'")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            seconds = math.inf
     else:
         match = _DURATION.match(str(value))
         if not match:
             raise ValueError("expected a duration such as 30, '30s', '15m' or '1h'")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    # TOML has `inf` and `nan`; a delay of `inf` would hang the crawl for ever.
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
 
 
+@dataclass(frozen=True)
+class DurationRange:
+    """The sane values of one duration setting, written as the user writes them ("1h")."""
+
+    low: str
+    high: str
+
+    def check(self, seconds: float) -> float:
+        if not parse_duration(self.low) <= seconds <= parse_duration(self.high):
+            raise ValueError(f"must be from {self.low} to {self.high}")
+        return seconds
+
+    def parse(self, value: Any) -> float:
+        """A duration given outside the config file (a command-line option), bounds checked."""
+        return self.check(parse_duration(value))
+
+    @property
+    def validator(self) -> AfterValidator:
+        return AfterValidator(self.check)
+
+
+def within(low: str, high: str) -> AfterValidator:
+    """Bounds for a `Duration` field: `Annotated[Duration, within("0s", "1h")]`."""
+    return DurationRange(low, high).validator
+
+
+def _not_a_bool(value: Any) -> Any:
+    # pydantic reads `true` as 1: `retries = true` must be refused, not taken as one retry.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
+Fraction = Annotated[float, BeforeValidator(_not_a_bool)]
+
+THIN_OBSERVATIONS_AFTER = DurationRange("0s", "3650d")
+RECHECK_AGE = DurationRange("1s", "3650d")
+MAX_RECHECK_TIERS = 20
+MAX_URLS = 100
+MAX_SITES = 100
+GIB = 1024**3
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No float setting may be inf or nan, whatever its type says.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///embassy-watch.db"
-    thin_observations_after: Duration = Field(
+    thin_observations_after: Annotated[Duration, THIN_OBSERVATIONS_AFTER.validator] = Field(
         default=30 * 86400.0,
         description="repeated fetches older than this keep only the first and last (0: never)",
     )
@@ -76,27 +128,37 @@ class DatabaseSettings(_Section):
 
 
 class CrawlSettings(_Section):
-    user_agent: str = f"embassy-watch/0.1 (+{PROJECT_URL})"
-    delay: Duration = Field(default=5.0, description="pause between two requests to one host")
-    timeout: Duration = Field(default=30.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=10)
-    retry_backoff: Duration = Field(default=2.0, description="first retry wait; doubles each time")
-    max_retry_after: Duration = Field(default=300.0, description="longest Retry-After obeyed")
-    max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_listing_pages: int = Field(default=50, ge=1)
-    max_duration: Duration = Field(default=3600.0, gt=0, description="a crawl is stopped after")
+    user_agent: str = Field(
+        default=f"embassy-watch/0.1 (+{PROJECT_URL})", min_length=1, max_length=500
+    )
+    delay: Annotated[Duration, within("0s", "1h")] = Field(
+        default=5.0, description="pause between two requests to one host"
+    )
+    timeout: Annotated[Duration, within("1s", "10m")] = 30.0
+    retries: Count = Field(default=3, ge=0, le=10)
+    retry_backoff: Annotated[Duration, within("0s", "1h")] = Field(
+        default=2.0, description="first retry wait; doubles each time"
+    )
+    max_retry_after: Annotated[Duration, within("0s", "1d")] = Field(
+        default=300.0, description="longest Retry-After obeyed"
+    )
+    max_page_bytes: Count = Field(default=10 * 1024 * 1024, ge=1024, le=GIB)
+    max_listing_pages: Count = Field(default=50, ge=1, le=1000)
+    max_duration: Annotated[Duration, within("1s", "1d")] = Field(
+        default=3600.0, description="a crawl is stopped after"
+    )
     obey_robots_txt: bool = True
-    concurrent_requests_per_host: int = Field(default=1, ge=1, le=8)
+    concurrent_requests_per_host: Count = Field(default=1, ge=1, le=8)
 
 
 class SiteSettings(_Section):
     name: str
-    listing_urls: tuple[str, ...] = Field(min_length=1)
+    listing_urls: tuple[str, ...] = Field(min_length=1, max_length=MAX_URLS)
     # Where the site says what changed: sitemaps (<lastmod>) and WordPress REST post lists
     # (`modified_gmt`). Hints only make a statement be read sooner.
-    sitemap_urls: tuple[str, ...] = ()
-    rest_urls: tuple[str, ...] = ()
-    extra_hosts: tuple[str, ...] = ()
+    sitemap_urls: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
+    rest_urls: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
+    extra_hosts: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
 
     @field_validator("name")
     @classmethod
@@ -127,23 +189,33 @@ def _default_recheck() -> dict[str, float]:
 
 
 class ScheduleSettings(_Section):
-    interval: Duration = Field(default=900.0, ge=1, description="each site's crawl cycle")
-    jitter: Duration = Field(default=30.0, description="random delay added to each cycle")
-    recheck: dict[str, Duration] = Field(
+    interval: Annotated[Duration, within("1s", "7d")] = Field(
+        default=900.0, description="each site's crawl cycle"
+    )
+    jitter: Annotated[Duration, within("0s", "1d")] = Field(
+        default=30.0, description="random delay added to each cycle"
+    )
+    recheck: dict[str, Annotated[Duration, within("0s", "365d")]] = Field(
         default_factory=_default_recheck,
+        max_length=MAX_RECHECK_TIERS,
         description="statement age (since its last change) -> how often its page is re-read",
     )
-    recheck_floor: Duration = Field(
-        default=7 * 86400.0, gt=0, description="every statement is re-read at least this often"
+    recheck_floor: Annotated[Duration, within("1s", "365d")] = Field(
+        default=7 * 86400.0, description="every statement is re-read at least this often"
     )
-    removal_after: int = Field(default=2, ge=1, description="gone this many crawls in a row")
+    removal_after: Count = Field(
+        default=2, ge=1, le=100, description="gone this many crawls in a row"
+    )
     alert_on_first_crawl: bool = False
 
     @field_validator("recheck")
     @classmethod
     def _ages_are_durations(cls, tiers: dict[str, float]) -> dict[str, float]:
         for age in tiers:
-            parse_duration(age)
+            try:
+                RECHECK_AGE.parse(age)
+            except ValueError as error:
+                raise ValueError(f"age {age!r}: {error}") from None
         return tiers
 
     # (age in seconds, period), youngest first: parsed once, read for every statement.
@@ -161,13 +233,21 @@ class ScheduleSettings(_Section):
 
 
 class NotifySettings(_Section):
-    urls: tuple[str, ...] = Field(default=(), description="apprise URLs: mailto://, slack://, ...")
+    urls: tuple[str, ...] = Field(
+        default=(), max_length=MAX_URLS, description="apprise URLs: mailto://, slack://, ..."
+    )
     digest: bool = Field(default=False, description="one message per target per cycle")
-    check_every: Duration = Field(default=10.0, gt=0, description="how often the outbox is read")
-    timeout: Duration = Field(default=30.0, gt=0, description="longest one send may take")
-    retry_backoff: Duration = Field(default=30.0, gt=0, description="first retry wait; doubles")
-    max_backoff: Duration = Field(default=3600.0, gt=0)
-    give_up_after: Duration = Field(default=7 * 86400.0, gt=0)
+    check_every: Annotated[Duration, within("0.1s", "1h")] = Field(
+        default=10.0, description="how often the outbox is read"
+    )
+    timeout: Annotated[Duration, within("1s", "10m")] = Field(
+        default=30.0, description="longest one send may take"
+    )
+    retry_backoff: Annotated[Duration, within("0.1s", "1d")] = Field(
+        default=30.0, description="first retry wait; doubles"
+    )
+    max_backoff: Annotated[Duration, within("1s", "7d")] = 3600.0
+    give_up_after: Annotated[Duration, within("1m", "90d")] = 7 * 86400.0
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -177,18 +257,18 @@ class NotifySettings(_Section):
 
 
 class HealthSettings(_Section):
-    stale_after: int = Field(
-        default=3, ge=1, description="alert after this many intervals without a good crawl"
+    stale_after: Count = Field(
+        default=3, ge=1, le=1000, description="alert after this many intervals without a good crawl"
     )
-    blocked_after: int = Field(
-        default=2, ge=1, description="alert after this many crawls refused with 403/429"
+    blocked_after: Count = Field(
+        default=2, ge=1, le=1000, description="alert after this many crawls refused with 403/429"
     )
-    extraction_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    extraction_failure_ratio: Fraction = Field(default=0.5, gt=0, le=1)
 
 
 class ServeSettings(_Section):
     host: str = Field(default="127.0.0.1", description="address `serve` listens on")
-    port: int = Field(default=8080, ge=0, le=65535)
+    port: Count = Field(default=8080, ge=0, le=65535)
 
 
 class LoggingSettings(_Section):
@@ -209,7 +289,9 @@ class Settings(_Section):
     health: HealthSettings = HealthSettings()
     serve: ServeSettings = ServeSettings()
     logging: LoggingSettings = LoggingSettings()
-    sites: tuple[SiteSettings, ...] = Field(default_factory=_default_sites, min_length=1)
+    sites: tuple[SiteSettings, ...] = Field(
+        default_factory=_default_sites, min_length=1, max_length=MAX_SITES
+    )
 
     @model_validator(mode="after")
     def _unique_site_names(self) -> Settings:
@@ -280,6 +362,11 @@ def _read_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+            f"{error.start}): TOML files are UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
 
@@ -309,13 +396,21 @@ def _env_target(name: str) -> tuple[str, str]:
     raise ConfigError(f"unknown environment variable {name} (known: {', '.join(known)})")
 
 
-def _env_value(value: str) -> Any:
-    lowered = value.strip().lower()
-    if lowered in {"true", "yes", "on"}:
-        return True
-    if lowered in {"false", "no", "off"}:
-        return False
-    return value
+def _env_value(value: str) -> str:
+    # Left as text: pydantic reads "true", "yes", "on", "0"... for a bool, and a number
+    # field refuses "yes" (as True it would have been read as 1) naming what was written.
+    return value.strip()
+
+
+# pydantic's wording of a bound, said the way the other refusals say it.
+_BOUND_MESSAGES = {
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "finite_number": "must be a finite number",
+}
+MAX_SHOWN_INPUT = 60
 
 
 def _first_error(error: ValidationError) -> str:
@@ -324,10 +419,22 @@ def _first_error(error: ValidationError) -> str:
     location = _location(first["loc"])
     if first["type"] == "extra_forbidden":
         return f"unknown setting {location}"
-    message = str(first["msg"]).removeprefix("Value error, ")
+    bound = _BOUND_MESSAGES.get(first["type"])
+    message = (
+        bound.format(**first.get("ctx", {}))
+        if bound
+        else str(first["msg"]).removeprefix("Value error, ")
+    )
     given = first.get("input")
-    shown = "" if isinstance(given, dict | list | tuple) or given is None else f" (got {given!r})"
+    shown = (
+        "" if isinstance(given, dict | list | tuple) or given is None else f" (got {_clip(given)})"
+    )
     return f"{location}: {message}{shown}" if location else message
+
+
+def _clip(given: object) -> str:
+    shown = str(given).lower() if isinstance(given, bool) else repr(given)  # as TOML writes it
+    return shown if len(shown) <= MAX_SHOWN_INPUT else shown[: MAX_SHOWN_INPUT - 1] + "…"
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

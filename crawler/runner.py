@@ -7,15 +7,24 @@ Scrapy runs on Twisted's asyncio reactor, installed once per process; see
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from config import CrawlSettings, SiteSettings
 from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
+from storage.records import Outcome
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-T = TypeVar("T")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHUTDOWN = "shutdown"  # Scrapy's finish reason for a crawl closed by `Crawls.stop`
+
+log = logging.getLogger(__name__)
 
 
 def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
@@ -70,7 +79,8 @@ class Crawls:
     """The crawls running on this reactor, so that a shutdown can stop them cleanly."""
 
     def __init__(self) -> None:
-        self._running: set[Any] = set()
+        self._running: dict[Any, CrawlReport] = {}  # Scrapy runner -> its crawl's report
+        self._stopping = False
 
     async def crawl_site(
         self,
@@ -85,6 +95,9 @@ class Crawls:
         from crawler.spider import NewsSpider
 
         report = CrawlReport(site=site.name, started_at=datetime.now(UTC))
+        if self._stopping:  # a crawl asked for after `stop` is not started
+            report.finished_at, report.finish_reason = report.started_at, SHUTDOWN
+            return report
         runner = AsyncCrawlerRunner(
             {
                 **scrapy_settings(crawl),
@@ -93,7 +106,7 @@ class Crawls:
             }
         )
         crawler = runner.create_crawler(NewsSpider)
-        self._running.add(runner)
+        self._running[runner] = report
         try:
             await runner.crawl(
                 crawler,
@@ -108,15 +121,20 @@ class Crawls:
                 report=report,
             )
         finally:
-            self._running.discard(runner)
+            self._running.pop(runner, None)
         report.finished_at = datetime.now(UTC)
         report.finish_reason = str(crawler.stats.get_value("finish_reason") or "")
         return report
 
     async def stop(self) -> None:
         """Close every running crawl: requests in flight finish, each page is recorded whole."""
+        self._stopping = True
         for runner in list(self._running):
             await runner.stop()
+
+    def in_progress(self) -> list[CrawlReport]:
+        """The reports of the crawls running now, as far as they got."""
+        return list(self._running.values())
 
 
 def install_reactor() -> None:
@@ -132,36 +150,103 @@ def install_reactor() -> None:
             raise RuntimeError(f"a non-asyncio Twisted reactor is installed: {error}") from error
 
 
-def run_in_reactor(main: Callable[[], Awaitable[T]]) -> T:
-    """Run `main()` to completion on the asyncio reactor, then stop the reactor."""
+def run_in_reactor(main: Callable[[], Awaitable[None]], on_signal: Callable[[str], None]) -> None:
+    """Run `main()` on the asyncio reactor until it returns or `stop_reactor` is called.
+
+    SIGINT and SIGTERM call `on_signal` with the signal's name instead of stopping the
+    reactor (Twisted's own handlers would stop it under `main`, its crawl half done).
+    """
     install_reactor()
     from twisted.internet import reactor as installed_reactor
     from twisted.internet.defer import Deferred
 
     reactor: Any = installed_reactor
-    outcome: dict[str, Any] = {}
+    failure: list[BaseException] = []
 
     async def wrapped() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signal.Signals(signum).name)
         try:
-            outcome["value"] = await main()
+            await main()
         except BaseException as error:
-            outcome["error"] = error
+            failure.append(error)
         finally:
-            reactor.callLater(0, reactor.stop)
+            reactor.callLater(0, stop_reactor)
 
     reactor.callWhenRunning(lambda: Deferred.fromFuture(asyncio.ensure_future(wrapped())))
-    reactor.run(installSignalHandlers=True)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    try:
+        reactor.run(installSignalHandlers=False)
+    finally:
+        loop = asyncio.get_event_loop()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)  # back to KeyboardInterrupt and SIG_DFL
+    if failure:
+        raise failure[0]
+
+
+def stop_reactor() -> None:
+    """Stop the reactor now, whatever runs on it (once: a second call is no error)."""
+    from twisted.internet import reactor as installed_reactor
+    from twisted.internet.error import ReactorNotRunning
+
+    reactor: Any = installed_reactor
+    with suppress(ReactorNotRunning):
+        reactor.stop()
+
+
+@dataclass
+class CrawlRun:
+    """What `run_crawls` did: each site's report, and the signal that cut it short if any."""
+
+    reports: list[CrawlReport] = field(default_factory=list)
+    interrupted_by: str | None = None  # "SIGINT" or "SIGTERM"
+
+    def kept_line(self) -> str:
+        """After an interruption: what the archive kept, e.g. `3 listing pages and ...`."""
+        outcomes: Counter[Outcome] = Counter()
+        for report in self.reports:
+            outcomes.update(report.outcomes)
+        listing = sum(report.listing_pages for report in self.reports)
+        counts = ", ".join(f"{outcomes[o]} {o}" for o in Outcome if outcomes[o])
+        return (
+            f"{listing} listing pages and {sum(outcomes.values())} statement pages recorded"
+            f"{f' ({counts})' if counts else ''}"
+        )
 
 
 def run_crawls(
-    sites: Sequence[SiteSettings], crawl_site: Callable[[SiteSettings], Awaitable[CrawlReport]]
-) -> list[CrawlReport]:
-    """Crawl each site once, one after another, on a reactor of their own (the `crawl` command)."""
+    sites: Sequence[SiteSettings],
+    crawl_site: Callable[[SiteSettings], Awaitable[CrawlReport]],
+    crawls: Crawls,
+) -> CrawlRun:
+    """Crawl each site once, one after another, on a reactor of their own (the `crawl` command).
 
-    async def all_sites() -> list[CrawlReport]:
-        return [await crawl_site(site) for site in sites]
+    The first SIGINT or SIGTERM closes the running crawl (pages in flight are recorded
+    whole) and starts no other; a second one stops at once. Either way every page
+    recorded before is kept, each in a transaction of its own.
+    """
+    run = CrawlRun()
+    closing: list[asyncio.Future[None]] = []  # referenced, so the task is not collected
 
-    return run_in_reactor(all_sites)
+    async def all_sites() -> None:
+        for site in sites:
+            if run.interrupted_by:
+                return
+            run.reports.append(await crawl_site(site))
+
+    def interrupt(signal_name: str) -> None:
+        if run.interrupted_by is not None:
+            log.warning("%s again: stopping now", signal_name)
+            run.reports += crawls.in_progress()
+            stop_reactor()
+            return
+        run.interrupted_by = signal_name
+        log.warning(
+            "%s: closing the crawl (the pages in flight are recorded); again to stop now",
+            signal_name,
+        )
+        closing.append(asyncio.ensure_future(crawls.stop()))
+
+    run_in_reactor(all_sites, interrupt)
+    return run

@@ -14,12 +14,13 @@ from crawler.report import CrawlReport
 from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
 from monitor.status import Health, read_health
 from storage.archive import Archive
+from storage.engine import database_label
 from storage.errors import first_line
 
 if TYPE_CHECKING:  # these import Scrapy or FastAPI: only when crawling or serving
     from fastapi import FastAPI
 
-    from crawler.runner import Crawls
+    from crawler.runner import CrawlRun, Crawls
     from monitor.cycle import Monitor
 
 
@@ -45,11 +46,15 @@ class App:
         self,
         sites: tuple[SiteSettings, ...] | None = None,
         on_report: Callable[[CrawlReport], None] | None = None,
-    ) -> list[CrawlReport]:
-        """One full cycle of each site now: every statement re-read, events recorded."""
+    ) -> CrawlRun:
+        """One full cycle of each site now: every statement re-read, events recorded.
+
+        SIGINT or SIGTERM end it early: see `run_crawls`.
+        """
         from crawler.runner import Crawls, run_crawls  # imports Scrapy: only when crawling
 
-        monitor = self.monitor(Crawls())
+        crawls = Crawls()
+        monitor = self.monitor(crawls)
 
         async def crawl_site(site: SiteSettings) -> CrawlReport:
             report = await monitor.run_cycle(site, everything=True)
@@ -57,7 +62,7 @@ class App:
                 on_report(report)
             return report
 
-        return run_crawls(sites or self.settings.sites, crawl_site)
+        return run_crawls(sites or self.settings.sites, crawl_site, crawls)
 
     def health(self) -> Health:
         return read_health(self.archive, self.settings, datetime.now(UTC))
@@ -85,15 +90,20 @@ class App:
         self.archive.close()
 
 
-def build_app(settings: Settings) -> App:
+def build_app(settings: Settings, *, create_archive: bool = True) -> App:
+    """The parts, on an archive opened (or, with `create_archive`, made) at [database] url.
+
+    Raises ArchiveMissing when there is no archive and `create_archive` is false.
+    """
     try:
         targets = make_targets(settings.notify.urls)
     except NotifyConfigError as error:
         raise ConfigError(str(error)) from None
+    where = database_label(settings.database.url)
     try:
-        archive = Archive.open(settings.database.url)
+        archive = Archive.open(settings.database.url, create=create_archive)
     except SQLAlchemyError as error:
-        raise ArchiveUnavailable(first_line(error)) from error
+        raise ArchiveUnavailable(f"{where}: {first_line(error)}") from error
     except OSError as error:
-        raise ArchiveUnavailable(f"{settings.database.url}: {error.strerror or error}") from error
+        raise ArchiveUnavailable(f"{where}: {error.strerror or error}") from error
     return App(settings, archive, targets)

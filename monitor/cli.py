@@ -1,8 +1,8 @@
 """`embassy-watch`: the command line.
 
-Exit status: 0 done; 1 the job could not be done (crawl failed, statement not
-found, archive unavailable); 2 bad configuration or usage; 3 a crawl finished
-but some pages failed to fetch or extract.
+Exit status: 0 done; 1 the job could not be done (crawl failed or interrupted,
+statement not found, archive unavailable or not made yet); 2 bad configuration or
+usage; 3 a crawl finished but some pages failed to fetch or extract.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, NoReturn, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import ConfigError, Settings, load_settings, parse_duration
+from config import THIN_OBSERVATIONS_AFTER, ConfigError, Settings, load_settings
 from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
 from monitor.app import App, ArchiveUnavailable, build_app
@@ -39,7 +39,7 @@ from monitor.views import (
     revision_summary_json,
     statement_json,
 )
-from storage.archive import ArchiveBusy
+from storage.archive import ArchiveBusy, ArchiveMissing
 from storage.errors import first_line
 from storage.records import (
     DeliveryStatus,
@@ -60,13 +60,27 @@ def _fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
     sys.exit(status)
 
 
+CONFIG_HELP = "TOML config file (default: ./embassy-watch.toml if present, else built-in)."
+
+
+def _or_the_groups_config(ctx: click.Context, _: click.Parameter, value: str | None) -> str | None:
+    """`--config` after the command wins; else the one before it, as git and docker allow."""
+    if value is not None:
+        return value
+    given: str | None = ctx.find_root().params.get("config_path")
+    return given
+
+
 def config_option(command: F) -> F:
+    # A plain string: config/ says in one line what is wrong with the file (a folder, say),
+    # where click's own checks would print a usage block.
     return click.option(
         "--config",
         "config_path",
-        type=click.Path(dir_okay=False),
+        metavar="PATH",
         default=None,
-        help="TOML config file (default: ./embassy-watch.toml if present, else built-in).",
+        callback=_or_the_groups_config,
+        help=CONFIG_HELP,
     )(command)
 
 
@@ -82,11 +96,14 @@ def _settings(config_path: str | None) -> Settings:
 
 
 @contextmanager
-def _app(config_path: str | None) -> Iterator[App]:
+def _app(config_path: str | None, *, create_archive: bool = False) -> Iterator[App]:
+    """The app on the configured archive; only `crawl`, `run` and `notify-test` make one."""
     try:
-        app = build_app(_settings(config_path))
+        app = build_app(_settings(config_path), create_archive=create_archive)
     except ConfigError as error:
         _fail(f"config error: {error}", EXIT_USAGE)
+    except ArchiveMissing as error:
+        _fail(f"no archive at {error} (run `embassy-watch crawl` or `run` first)")
     except ArchiveUnavailable as error:
         _fail(f"cannot open the archive: {error}")
     try:
@@ -97,8 +114,12 @@ def _app(config_path: str | None) -> Iterator[App]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="embassy-watch")
-def main() -> None:
-    """Watch the U.S. Mission China's news statements and keep every version."""
+@click.option("--config", "config_path", metavar="PATH", default=None, help=CONFIG_HELP)
+def main(config_path: str | None) -> None:
+    """Watch the U.S. Mission China's news statements and keep every version.
+
+    --config goes before or after the command (after wins).
+    """
 
 
 @main.command()
@@ -106,14 +127,24 @@ def main() -> None:
 @click.option("--site", "site_names", multiple=True, help="Crawl only this site (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
 def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> None:
-    """Run one crawl cycle now: every listing page, every statement."""
-    with _app(config_path) as app:
+    """Run one crawl cycle now: every listing page, every statement.
+
+    Ctrl-C or SIGTERM closes the crawl (pages in flight are recorded whole), exit 1;
+    a second one stops at once.
+    """
+    with _app(config_path, create_archive=True) as app:
         _log_progress(quiet, app.settings.logging.format)
         try:
             sites = tuple(app.settings.site(name) for name in site_names) or None
         except ConfigError as error:
             _fail(str(error), EXIT_USAGE)
-        reports = app.crawl(sites, on_report=_print_report)
+        run = app.crawl(sites, on_report=_print_report)
+        if run.interrupted_by:
+            _fail(
+                f"interrupted by {run.interrupted_by}: {run.kept_line()}; nothing else crawled, "
+                "alerts are sent by the next crawl or run"
+            )
+        reports = run.reports
         try:
             _print_round(app.dispatcher().deliver_due())
         except SQLAlchemyError as error:
@@ -131,7 +162,7 @@ def run(config_path: str | None, quiet: bool) -> None:
     """Run the monitor: crawl on schedule, record changes, send alerts (until SIGTERM)."""
     from monitor.daemon import run_daemon  # imports Scrapy and APScheduler
 
-    with _app(config_path) as app:
+    with _app(config_path, create_archive=True) as app:
         _log_progress(quiet, app.settings.logging.format)
         try:
             with app.archive.exclusive_daemon():
@@ -292,7 +323,7 @@ def thin(config_path: str | None, older_than: str | None) -> None:
     Revisions, events and kept raw pages are never touched. `run` does this at start and daily.
     """
     try:
-        seconds = None if older_than is None else parse_duration(older_than)
+        seconds = None if older_than is None else THIN_OBSERVATIONS_AFTER.parse(older_than)
     except ValueError as error:
         _fail(f"--older-than: {error}", EXIT_USAGE)
     with _app(config_path) as app:
@@ -307,7 +338,7 @@ def thin(config_path: str | None, older_than: str | None) -> None:
 @config_option
 def notify_test(config_path: str | None) -> None:
     """Send a test message to every notification target and report each result."""
-    with _app(config_path) as app:
+    with _app(config_path, create_archive=True) as app:
         if not app.targets:
             _fail("no notification targets: set [notify] urls in the config", EXIT_USAGE)
         results = app.dispatcher().test_all()
@@ -366,6 +397,8 @@ def _log_progress(quiet: bool, log_format: str = "text") -> None:
 
 
 def _print_report(report: CrawlReport) -> None:
+    if report.stopped_by_shutdown:
+        return  # the one line saying the crawl was interrupted tells what was kept
     for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
         click.echo(f"  problem: {problem}", err=True)
     hidden = len(report.problems) - MAX_PROBLEMS_SHOWN

@@ -6,6 +6,7 @@ moment leaves every page either fully recorded or not at all.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -13,16 +14,28 @@ import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Row, Select, delete, func, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Row,
+    Select,
+    delete,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import models
 from storage.content import changed_fields, content_hash
-from storage.engine import READ_ONLY, make_engine
+from storage.engine import READ_ONLY, database_label, make_engine, sqlite_file
 from storage.events import emit, event_record
 from storage.migrate import upgrade
 from storage.outbox import Outbox
@@ -52,6 +65,8 @@ from storage.search import search as search_revisions
 
 # pg_try_advisory_lock key held by the one daemon allowed per database ("embw").
 DAEMON_LOCK_KEY = 0x656D6277
+# Alembic's table of the schema version: a database without it holds no archive.
+SCHEMA_VERSION_TABLE = "alembic_version"
 # Fetches forgotten per transaction while thinning: about 0.3 s of SQLite's write lock.
 THIN_PER_TRANSACTION = 2_000
 
@@ -66,6 +81,10 @@ class ArchiveBusy(Exception):
     """Another daemon holds this archive; the message says which, in one line."""
 
 
+class ArchiveMissing(Exception):
+    """No archive at this database yet (and none was made); the message is where it looked."""
+
+
 class Archive:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -74,12 +93,22 @@ class Archive:
         self.outbox = Outbox(self._write, self._read)
 
     @classmethod
-    def open(cls, url: str) -> Archive:
-        """Open (creating or migrating as needed) the archive at a database URL."""
+    def open(cls, url: str, *, create: bool = True) -> Archive:
+        """Open the archive at a database URL, migrating it to the newest schema.
+
+        With `create` false (the commands that only read), an archive that is not there yet
+        is not made: ArchiveMissing. A SQLite folder that is missing or not writable is an
+        OSError naming it.
+        """
+        file = sqlite_file(url)
+        if file is not None:
+            _check_sqlite_folder(file, create)
         # Migrations run with foreign keys off: SQLite's batch table rebuilds would
         # otherwise cascade-delete child rows (see tech-notes section 6).
         migration_engine = make_engine(url, foreign_keys=False)
         try:
+            if not create and not inspect(migration_engine).has_table(SCHEMA_VERSION_TABLE):
+                raise ArchiveMissing(database_label(url))
             upgrade(migration_engine)
         finally:
             migration_engine.dispose()
@@ -932,3 +961,15 @@ def _summary(row: Row[models.Statement, int, datetime, models.Revision]) -> Stat
         twin_url=statement.twin_url,
         tags=tuple(current.tags),
     )
+
+
+def _check_sqlite_folder(file: Path, create: bool) -> None:
+    """Refuse, naming the path, what SQLite would refuse as "unable to open database file"."""
+    if not create and not file.is_file():
+        raise ArchiveMissing(str(file))
+    folder = file.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"its folder {folder} does not exist", str(file))
+    # Even a reader writes there: WAL mode keeps its -wal and -shm files beside the database.
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, f"its folder {folder} is not writable", str(file))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -17,6 +18,20 @@ def normalise_database_url(url: str) -> str:
     if parsed.drivername in {"postgres", "postgresql"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or an in-memory SQLite database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def database_label(url: str) -> str:
+    """Where a database is, for messages: the SQLite file, or the URL without its password."""
+    file = sqlite_file(url)
+    return str(file) if file else make_url(url).render_as_string(hide_password=True)
 
 
 def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:

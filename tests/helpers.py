@@ -103,10 +103,14 @@ class EmbassyWatch:
             opened.close()
 
     def start_daemon(self, log: Path, env: dict[str, str] | None = None) -> Daemon:
+        return self.start("run", log=log, env=env)
+
+    def start(self, *args: str, log: Path, env: dict[str, str] | None = None) -> Daemon:
+        """The command running in the background (`run`, a long `crawl`), its output to `log`."""
         env = clean_environment() | (env or {})
         with log.open("ab") as handle:
             process = subprocess.Popen(
-                [str(EXECUTABLE), "run", "--config", str(self.config)],
+                [str(EXECUTABLE), *args, "--config", str(self.config)],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -116,7 +120,7 @@ class EmbassyWatch:
 
 @dataclass
 class Daemon:
-    """A running `embassy-watch run`, its output going to `log`."""
+    """A running `embassy-watch` command (`run`, a long `crawl`), its output going to `log`."""
 
     process: subprocess.Popen[bytes]
     log: Path

@@ -9,7 +9,7 @@ import pytest
 
 from config import ConfigError, load_settings, parse_duration
 from config.settings import DEFAULT_LISTING_URL
-from tests.helpers import EXECUTABLE
+from tests.helpers import EXECUTABLE, clean_environment
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -143,3 +143,188 @@ def test_config_path_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, '[database]\nurl = "sqlite:///from-env.db"\n')
     settings = load_settings(environ={"EMBASSY_WATCH_CONFIG": str(path)})
     assert settings.database.url == "sqlite:///from-env.db"
+
+
+# Every duration and number setting with its documented range (README, Configuration).
+DURATION_RANGES = {
+    "database.thin_observations_after": ("0s", "3650d"),
+    "crawl.delay": ("0s", "1h"),
+    "crawl.timeout": ("1s", "10m"),
+    "crawl.retry_backoff": ("0s", "1h"),
+    "crawl.max_retry_after": ("0s", "1d"),
+    "crawl.max_duration": ("1s", "1d"),
+    "schedule.interval": ("1s", "7d"),
+    "schedule.jitter": ("0s", "1d"),
+    "schedule.recheck_floor": ("1s", "365d"),
+    "notify.check_every": ("0.1s", "1h"),
+    "notify.timeout": ("1s", "10m"),
+    "notify.retry_backoff": ("0.1s", "1d"),
+    "notify.max_backoff": ("1s", "7d"),
+    "notify.give_up_after": ("1m", "90d"),
+}
+NUMBER_RANGES = {
+    "crawl.retries": (0, 10),
+    "crawl.max_page_bytes": (1024, 1024**3),
+    "crawl.max_listing_pages": (1, 1000),
+    "crawl.concurrent_requests_per_host": (1, 8),
+    "schedule.removal_after": (1, 100),
+    "health.stale_after": (1, 1000),
+    "health.blocked_after": (1, 1000),
+    "serve.port": (0, 65535),
+}
+HUGE = "1" + "0" * 400  # a TOML integer far past any float
+
+
+def setting(key: str, toml_value: str) -> str:
+    section, name = key.split(".")
+    return f"[{section}]\n{name} = {toml_value}\n"
+
+
+def bad_durations() -> list[tuple[str, str]]:
+    cases = []
+    for key, (low, high) in DURATION_RANGES.items():
+        over = parse_duration(high) * 1.5
+        cases += [(key, v) for v in ("inf", "nan", "-inf", "-1", "'-5s'", HUGE, f"'{HUGE}s'")]
+        cases += [(key, "true"), (key, "'99999999d'"), (key, repr(over))]
+        if parse_duration(low) > 0:
+            cases.append((key, repr(parse_duration(low) / 2)))
+    return cases
+
+
+def bad_numbers() -> list[tuple[str, str]]:
+    cases = []
+    for key, (low, high) in NUMBER_RANGES.items():
+        cases += [(key, v) for v in ("inf", "nan", "true", "'many'", "2.5", HUGE)]
+        cases += [(key, str(low - 1)), (key, str(high + 1))]
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    bad_durations() + bad_numbers(),
+    ids=lambda case: case if len(case) < 24 else case[:20] + "...",
+)
+def test_every_duration_and_number_is_finite_and_within_its_range(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, setting(key, value)), environ={})
+    message = str(refused.value)
+    assert message.startswith(f"{key}: ")
+    assert "\n" not in message and len(message) < 200
+
+
+@pytest.mark.parametrize("key", [*DURATION_RANGES, *NUMBER_RANGES])
+def test_the_ends_of_each_range_are_accepted(tmp_path: Path, key: str) -> None:
+    ends = DURATION_RANGES.get(key) or NUMBER_RANGES[key]
+    section, name = key.split(".")
+    for end in ends:
+        value = f"'{end}'" if isinstance(end, str) else str(end)
+        settings = load_settings(write(tmp_path, setting(key, value)), environ={})
+        expected = parse_duration(end) if isinstance(end, str) else end
+        assert getattr(getattr(settings, section), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("recheck", "message"),
+    [
+        ("{ '1d' = inf }", "schedule.recheck.1d: a duration must be a finite number"),
+        ("{ '1d' = '400d' }", "schedule.recheck.1d: must be from 0s to 365d"),
+        ("{ '1d' = -1 }", "schedule.recheck.1d: a duration cannot be negative"),
+        ("{ '0s' = '1h' }", "schedule.recheck: age '0s': must be from 1s to 3650d"),
+        ("{ '99999d' = '1h' }", "schedule.recheck: age '99999d': must be from 1s to 3650d"),
+        ("{ 'inf' = '1h' }", "schedule.recheck: age 'inf': expected a duration"),
+        (
+            "{ " + ", ".join(f"'{n}d' = '1h'" for n in range(1, 22)) + " }",
+            "schedule.recheck: Dictionary should have at most 20 items",
+        ),
+    ],
+)
+def test_recheck_tiers_ages_and_periods_are_bounded(
+    tmp_path: Path, recheck: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, f"[schedule]\nrecheck = {recheck}\n"), environ={})
+    assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("EMBASSY_WATCH_CRAWL_DELAY", "inf", "crawl.delay: expected a duration"),
+        ("EMBASSY_WATCH_CRAWL_TIMEOUT", "2h", "crawl.timeout: must be from 1s to 10m (got '2h')"),
+        ("EMBASSY_WATCH_CRAWL_RETRIES", "yes", "crawl.retries: "),
+        ("EMBASSY_WATCH_SERVE_PORT", "99999", "serve.port: must be at most 65535"),
+        ("EMBASSY_WATCH_HEALTH_EXTRACTION_FAILURE_RATIO", "nan", "health.extraction_failure_ratio"),
+    ],
+)
+def test_environment_overrides_are_bounded_the_same_way(
+    name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, environ={name: value})
+    assert str(refused.value).startswith(message)
+
+
+def run_with_config(config: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """The real program's stderr, after checking it exited 2 with one line."""
+    done = subprocess.run(
+        [str(EXECUTABLE), *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,  # today `delay = inf` never ends
+        env=clean_environment() | (env or {}),
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    return done.stderr.strip()
+
+
+CLOSED_PORT_SITE = "[[sites]]\nname = 'local'\nlisting_urls = ['http://127.0.0.1:9/']\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "line"),
+    [
+        (
+            "[crawl]\ndelay = inf\n",
+            {},
+            "crawl.delay: a duration must be a finite number of seconds (got inf)",
+        ),
+        ("[crawl]\ntimeout = -1\n", {}, "crawl.timeout: a duration cannot be negative (got -1)"),
+        (
+            "[crawl]\nmax_page_bytes = 99999999999\n",
+            {},
+            "crawl.max_page_bytes: must be at most 1073741824 (got 99999999999)",
+        ),
+        (
+            "",
+            {"EMBASSY_WATCH_NOTIFY_GIVE_UP_AFTER": "1000d"},
+            "notify.give_up_after: must be from 1m to 90d (got '1000d')",
+        ),
+    ],
+)
+def test_the_crawl_command_refuses_an_absurd_value_in_one_line(
+    tmp_path: Path, text: str, env: dict[str, str], line: str
+) -> None:
+    config = write(
+        tmp_path, f"[database]\nurl = 'sqlite:///{tmp_path}/a.db'\n{text}{CLOSED_PORT_SITE}"
+    )
+    assert run_with_config(config, "crawl", env=env) == f"embassy-watch: config error: {line}"
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "embassy-watch.toml"
+    config.write_bytes("[crawl]\nuser_agent = '新闻'\n".encode("gb18030"))
+    assert run_with_config(config, "status") == (
+        f"embassy-watch: config error: {config} is not UTF-8 text "
+        "(byte 0xd0 at offset 22): TOML files are UTF-8"
+    )
+
+
+def test_a_config_path_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
+    assert run_with_config(tmp_path, "status") == (
+        f"embassy-watch: config error: cannot read config file {tmp_path}: Is a directory"
+    )
