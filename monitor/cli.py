@@ -42,11 +42,13 @@ from monitor.views import (
 from storage.archive import ArchiveBusy, ArchiveMissing
 from storage.errors import first_line
 from storage.records import (
+    MAX_NUMBER,
     DeliveryStatus,
     StatementFilter,
     StatementSummary,
 )
 
+NUMBER = click.IntRange(1, MAX_NUMBER)  # ids and revision numbers
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
@@ -195,7 +197,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
 @click.option("--since", help="Only events at or after this ISO 8601 time (UTC if no offset).")
 @click.option("--site", default=None, help="Only events of this site.")
 @click.option("--statement", "statement_ref", default=None, help="Only this statement (id/URL).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=NUMBER, default=100, show_default=True)
 def changes(
     config_path: str | None,
     as_json: bool,
@@ -231,7 +233,7 @@ def changes(
     help="Only deliveries in this state.",
 )
 @click.option("--retry-failed", is_flag=True, help="Queue given-up deliveries again, now.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=NUMBER, default=50, show_default=True)
 def outbox(
     config_path: str | None, as_json: bool, status: str | None, retry_failed: bool, limit: int
 ) -> None:
@@ -454,7 +456,7 @@ def history(config_path: str | None, as_json: bool, statement: str) -> None:
 @config_option
 @json_option
 @click.argument("statement")
-@click.option("--revision", "number", type=click.IntRange(min=1), help="Revision number.")
+@click.option("--revision", "number", type=NUMBER, help="Revision number.")
 @click.option("--at", "at", help="The revision in force at this ISO 8601 time (UTC if no offset).")
 def show(
     config_path: str | None, as_json: bool, statement: str, number: int | None, at: str | None
@@ -498,8 +500,8 @@ def show(
 @main.command()
 @config_option
 @click.argument("statement")
-@click.option("--from", "old_number", type=click.IntRange(min=1), help="Older revision number.")
-@click.option("--to", "new_number", type=click.IntRange(min=1), help="Newer revision number.")
+@click.option("--from", "old_number", type=NUMBER, help="Older revision number.")
+@click.option("--to", "new_number", type=NUMBER, help="Newer revision number.")
 def diff(
     config_path: str | None, statement: str, old_number: int | None, new_number: int | None
 ) -> None:

@@ -40,6 +40,7 @@ from storage.events import emit, event_record
 from storage.migrate import upgrade
 from storage.outbox import Outbox
 from storage.records import (
+    MAX_NUMBER,
     Capture,
     ChangeEvent,
     CrawlStats,
@@ -674,6 +675,8 @@ class Archive:
         with self._reading() as session:
             query = _summary_query()
             if ref.isdigit():
+                if int(ref) > MAX_NUMBER:
+                    return None  # no such id can exist
                 query = query.where(models.Statement.id == int(ref))
             else:
                 known = select(models.StatementUrl.statement_id).where(

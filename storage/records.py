@@ -15,6 +15,9 @@ class PageKind(StrEnum):
     DETAIL = "detail"
 
 
+# Ids, revision numbers and counts are INTEGER columns: PostgreSQL's end at 2**31 - 1.
+MAX_NUMBER = 2**31 - 1
+
 @dataclass(frozen=True)
 class Capture:
     """One HTTP fetch, as it came off the wire (or the error that prevented it)."""

@@ -198,3 +198,13 @@ def test_what_failed_before_is_refused_in_one_line(
 def test_odd_text_in_a_query_gets_an_answer(served: Served, target: str) -> None:
     status, _, body = served.fetch(target)
     assert status == 200, (target, status, body[:300])
+
+
+def test_the_command_line_answers_ids_beyond_any_column_in_one_line(served: Served) -> None:
+    huge = "99999999999999999999"  # past 64 bits; INTEGER columns end at 2**31 - 1
+    shown = served.ew.run("show", huge, expect=1)
+    assert shown.stderr.startswith(f"embassy-watch: no statement matches '{huge}'")
+    assert len(shown.stderr.splitlines()) == 1
+    for command in (["show", "1", "--revision", huge], ["diff", "1", "--from", huge]):
+        refused = served.ew.run(*command, expect=2)
+        assert "Traceback" not in refused.stderr and huge in refused.stderr

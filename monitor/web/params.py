@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import AfterValidator
 
+from storage.records import MAX_NUMBER as MAX_NUMBER  # re-exported for the routes
+
 MAX_PAGE = 500
-MAX_NUMBER = 2**31 - 1  # ids, revision numbers, offsets
 
 
 def without_nul(text: str | None) -> str | None:
