@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -97,6 +98,17 @@ class SiteSettings(_Section):
     sitemap_urls: tuple[str, ...] = ()
     rest_urls: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
+    # The site's own time zone: a page showing only a calendar date is dated midnight there.
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("unknown time zone; use an IANA name like 'Asia/Shanghai'") from None
+        return zone
 
     @field_validator("name")
     @classmethod
@@ -168,6 +180,9 @@ class NotifySettings(_Section):
     retry_backoff: Duration = Field(default=30.0, gt=0, description="first retry wait; doubles")
     max_backoff: Duration = Field(default=3600.0, gt=0)
     give_up_after: Duration = Field(default=7 * 86400.0, gt=0)
+    typographic: bool = Field(
+        default=False, description="alert revisions that only restyle the text (quotes, widths)"
+    )
 
     @field_validator("urls", mode="before")
     @classmethod
