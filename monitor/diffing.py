@@ -152,7 +152,7 @@ def _field_text(content: StatementContent, name: str) -> str:
     if value is None:
         return ""
     if isinstance(value, tuple):
-        return ", ".join(sorted(value))  # compared as a set: the order is the theme's
+        return ", ".join(value)
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)
