@@ -11,6 +11,8 @@ import hashlib
 import json
 import re
 import unicodedata
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -182,10 +184,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
 
 
 def _page(url: str) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return str(response.read().decode("utf-8"))
+    """The page's HTML, an error page's too (a test then says what it misses)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return str(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}: " + error.read().decode("utf-8", errors="replace")
 
 
 def test_subject_event_and_diff_name_the_same_changed_fields(scenario: Scenario) -> None:
@@ -213,6 +217,7 @@ def test_a_width_variant_is_a_typographic_revision_alerted_only_when_asked(
 ) -> None:
     title = scenario.titles[COMMA]
     revisions = scenario.revisions(COMMA)
+    assert len(revisions) == 3  # each ，→, is a revision
     assert [r.change for r in revisions] == [Change(), *[Change(("body",), ("body",))] * 2]
     assert "," in revisions[1].content.body and revisions[0].content.body.count("，") == 16
     with scenario.ew.archive() as archive:
@@ -269,8 +274,10 @@ HASHED = (R.id, R.title, R.subtitle, R.published_at, R.author, R.body, R.tags, R
 def legacy_hash(row: Row[Any]) -> str:
     """The content hash as archives of schema 0004 hold it: over NFKC-folded text."""
 
-    def folded(text: str | None) -> str:
-        text = unicodedata.normalize("NFKC", text or "").replace("\u200b", "")
+    def folded(text: str | None) -> str | None:
+        if text is None:
+            return None
+        text = unicodedata.normalize("NFKC", text).replace("\u200b", "")
         text = re.sub(r"\n\s*\n+", "\n\n", re.sub(r"[^\S\n]+", " ", text))
         return "\n".join(line.strip() for line in text.strip().split("\n"))
 
@@ -280,8 +287,8 @@ def legacy_hash(row: Row[Any]) -> str:
         "published_at": row.published_at.isoformat() if row.published_at else None,
         "author": folded(row.author),
         "body": folded(row.body),
-        "tags": sorted({folded(t) for t in row.tags} - {""}),
-        "categories": sorted({folded(c) for c in row.categories} - {""}),
+        "tags": sorted({folded(t) or "" for t in row.tags} - {""}),
+        "categories": sorted({folded(c) or "" for c in row.categories} - {""}),
     }
     encoded = json.dumps(fingerprint, ensure_ascii=False, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()
