@@ -38,17 +38,39 @@ _revision = sa.table(
 )
 
 
+# SQLite's search index followed every update of a revision; only title and body matter to
+# it, and re-indexing each revision for a new hash made this migration minutes long.
+_SQLITE_REINDEX_ON = (
+    "CREATE TRIGGER revision_fts_update AFTER UPDATE{columns} ON revision BEGIN "
+    "INSERT INTO revision_fts(revision_fts, rowid, title, body) "
+    "VALUES ('delete', old.id, old.title, old.body); "
+    "INSERT INTO revision_fts(rowid, title, body) VALUES (new.id, new.title, new.body); END"
+)
+
+
 def upgrade() -> None:
     for table in ("revision", "change_event"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(
                 sa.Column("typographic_fields", sa.JSON(), nullable=False, server_default="[]")
             )
+    _reindex_search_only_on_text_updates(" OF title, body")
     _rehash_revisions()
+
+
+def _reindex_search_only_on_text_updates(columns: str) -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS revision_fts_update")
+        op.execute(_SQLITE_REINDEX_ON.format(columns=columns))
 
 
 def _rehash_revisions() -> None:
     connection = op.get_bind()
+    rehash = (
+        sa.update(_revision)
+        .where(_revision.c.id == sa.bindparam("row_id"))
+        .values(content_hash=sa.bindparam("digest"))
+    )
     last_id = 0
     while True:
         after_last = _revision.c.id > last_id
@@ -57,12 +79,13 @@ def _rehash_revisions() -> None:
         ).all()
         if not rows:
             return
-        for row in rows:
-            digest = content_hash(_content(row))
-            if digest != row.content_hash:
-                connection.execute(
-                    sa.update(_revision).where(_revision.c.id == row.id).values(content_hash=digest)
-                )
+        changed = [
+            {"row_id": row.id, "digest": digest}
+            for row in rows
+            if (digest := content_hash(_content(row))) != row.content_hash
+        ]
+        if changed:
+            connection.execute(rehash, changed)
         last_id = rows[-1].id
 
 
@@ -81,6 +104,7 @@ def _content(row: sa.Row[tuple[object, ...]]) -> StatementContent:
 
 
 def downgrade() -> None:
+    _reindex_search_only_on_text_updates("")
     # Not a batch rebuild: on SQLite that would drop the revision table's search triggers.
     for table in ("change_event", "revision"):
         op.execute(f"ALTER TABLE {table} DROP COLUMN typographic_fields")
