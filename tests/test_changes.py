@@ -108,7 +108,6 @@ class Run:
 @dataclass
 class Scenario:
     ew: EmbassyWatch
-    replica: ReplicaSite
     edits: Run  # the crawl after the edits ([notify] typographic = false, the default)
     opted_in: Run  # a second ，→, with [notify] typographic = true
     pages: dict[str, str]
@@ -176,7 +175,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         }
         with serve_process(ew, tmp / "serve.log") as base:
             pages = {name: _page(base + path) for name, path in paths.items()}
-        yield Scenario(ew, replica, edits, opted_in, pages, ids, titles)
+        yield Scenario(ew, edits, opted_in, pages, ids, titles)
     finally:
         replica.stop()
         mail.stop()
