@@ -60,7 +60,9 @@ _TEXTURIZED = str.maketrans(
         "\u2014": "-",
     }
 )
-# The visible-date-only dates of archives written before `[[sites]] timezone`: midnight UTC.
+# Archives written before `[[sites]] timezone` hold a visible-only date as midnight UTC; read
+# now in the site's zone it moves by that zone's offset (at most 14 h, in quarter hours).
+_MIDNIGHT_UTC = datetime(2000, 1, 1, tzinfo=UTC).timetz()
 _MAX_UTC_OFFSET = timedelta(hours=14)
 
 
@@ -113,7 +115,7 @@ def _redated_into_site_zone(old: StatementContent, new: StatementContent) -> boo
     before, after = old.published_at, new.published_at
     if before is None or after is None or not old.published_raw:
         return False
-    if old.published_raw != new.published_raw or before.astimezone(UTC).timetz() != _MIDNIGHT:
+    if old.published_raw != new.published_raw or before.astimezone(UTC).timetz() != _MIDNIGHT_UTC:
         return False
     shift = after - before
     return (
@@ -121,9 +123,6 @@ def _redated_into_site_zone(old: StatementContent, new: StatementContent) -> boo
         and abs(shift) <= _MAX_UTC_OFFSET
         and shift % timedelta(minutes=15) == timedelta(0)
     )
-
-
-_MIDNIGHT = datetime(2000, 1, 1, tzinfo=UTC).timetz()
 
 
 def content_hash(content: StatementContent) -> str:
