@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -159,6 +160,17 @@ class SiteSettings(_Section):
     sitemap_urls: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
     rest_urls: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
     extra_hosts: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
+    # The site's own time zone: a page showing only a calendar date is dated midnight there.
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("unknown time zone; use an IANA name like 'Asia/Shanghai'") from None
+        return zone
 
     @field_validator("name")
     @classmethod
@@ -248,6 +260,9 @@ class NotifySettings(_Section):
     )
     max_backoff: Annotated[Duration, within("1s", "7d")] = 3600.0
     give_up_after: Annotated[Duration, within("1m", "90d")] = 7 * 86400.0
+    typographic: bool = Field(
+        default=False, description="alert revisions that only restyle the text (quotes, widths)"
+    )
 
     @field_validator("urls", mode="before")
     @classmethod

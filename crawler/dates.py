@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 _ZH_MONTHS = {
     "一": 1,
@@ -62,8 +62,8 @@ def parse_iso_datetime(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def parse_display_date(text: str | None) -> datetime | None:
-    """A visible post date (a calendar day, no time) as midnight UTC of that day."""
+def parse_display_date(text: str | None, zone: tzinfo) -> datetime | None:
+    """A visible post date (a calendar day, no time): midnight in the site's `zone`, as UTC."""
     if not text:
         return None
     for pattern, order in (
@@ -77,11 +77,12 @@ def parse_display_date(text: str | None) -> datetime | None:
             continue
         day = _to_date(order, *match.groups())
         if day is not None:
-            return day
+            return day.replace(tzinfo=zone).astimezone(UTC)
     return None
 
 
 def _to_date(order: str, first: str, second: str, third: str) -> datetime | None:
+    """The calendar day named, as a naive midnight."""
     if order == "zh":
         year, month, day = int(third), _ZH_MONTHS[first], int(second)
     elif order == "ymd":
@@ -97,6 +98,6 @@ def _to_date(order: str, first: str, second: str, third: str) -> datetime | None
             return None
         year, month, day = int(third), month_number, int(first)
     try:
-        return datetime(year, month, day, tzinfo=UTC)
+        return datetime(year, month, day)
     except ValueError:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from lxml import etree, html
 from parsel import Selector
@@ -98,8 +98,8 @@ def is_not_found_page(text: str) -> bool:
     return bool(_NOT_FOUND_BODY.search(text[:65536]))
 
 
-def extract_statement(text: str, url: str) -> StatementContent | ExtractionFailure:
-    """The statement on a detail page, or why there is none."""
+def extract_statement(text: str, url: str, *, zone: tzinfo) -> StatementContent | ExtractionFailure:
+    """The statement on a detail page, or why there is none; `zone`: the site's time zone."""
     if not text.strip():
         return ExtractionFailure("empty page")
     if not _HTML_END.search(text[-4096:]):
@@ -121,7 +121,7 @@ def extract_statement(text: str, url: str) -> StatementContent | ExtractionFailu
         language=language,
         post_id=_post_id(page),
         subtitle=_first_text(page, ("main .subtitle", "main h2.subtitle", ".entry-subtitle")),
-        published_at=_published_at(page, published_raw),
+        published_at=_published_at(page, published_raw, zone),
         published_raw=published_raw or page.css(_META_PUBLISHED).attrib.get("content"),
         modified_at=_modified_at(page),
         author=_author(page),
@@ -290,15 +290,15 @@ def _visible_date(page: Selector) -> str | None:
             "main time",
         ),
     )
-    return text if text and parse_display_date(text) else None
+    return text if text and parse_display_date(text, UTC) else None
 
 
-def _published_at(page: Selector, visible: str | None) -> datetime | None:
+def _published_at(page: Selector, visible: str | None, zone: tzinfo) -> datetime | None:
     return (
         parse_iso_datetime(page.css(_META_PUBLISHED).attrib.get("content"))
         or parse_iso_datetime(page.css("time[datetime]").attrib.get("datetime"))
         or _json_ld_time(page, "datePublished")
-        or parse_display_date(visible)
+        or parse_display_date(visible, zone)
     )
 
 

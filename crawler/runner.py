@@ -115,6 +115,7 @@ class Crawls:
                 sitemap_urls=site.sitemap_urls,
                 rest_urls=site.rest_urls,
                 allowed_hosts=site.hosts,
+                timezone=site.timezone,
                 plan=plan,
                 max_listing_pages=crawl.max_listing_pages,
                 sink=sink,

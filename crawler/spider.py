@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import scrapy
 from scrapy import signals
@@ -29,7 +30,7 @@ from crawler.dates import parse_iso_datetime
 from crawler.extract import extract_listing, extract_statement, is_not_found_page
 from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
 from crawler.urls import host_of, normalise_url
-from storage.content import normalise_text
+from storage.content import fold_text
 from storage.errors import first_line
 from storage.records import (
     Capture,
@@ -81,10 +82,12 @@ class NewsSpider(scrapy.Spider):
         max_listing_pages: int,
         sink: ArchiveSink,
         report: CrawlReport,
+        timezone: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.site = site
+        self.zone = ZoneInfo(timezone)  # the site's: a visible-only date is midnight there
         self.listing_urls = listing_urls
         self._listing_pages = frozenset(normalise_url(url) for url in listing_urls)
         self.sitemap_urls = sitemap_urls
@@ -234,7 +237,7 @@ class NewsSpider(scrapy.Spider):
         if known_title is None or url in self.plan.due:
             return True
         # A retitled listing entry is a hint that the statement itself was edited.
-        return normalise_text(known_title) != normalise_text(listed_title)
+        return fold_text(known_title) != fold_text(listed_title)
 
     def parse_listing(self, response: Response) -> Iterator[Request | ListingFetched]:
         first_page = bool(response.meta.get("first_page"))
@@ -283,7 +286,7 @@ class NewsSpider(scrapy.Spider):
         if response.status == 200 and self._soft_404(response):
             capture = replace(capture, soft_404=True)
         elif response.status == 200 and isinstance(response, TextResponse):
-            extraction = extract_statement(_text(response), response.url)
+            extraction = extract_statement(_text(response), response.url, zone=self.zone)
         elif response.status == 200:
             extraction = ExtractionFailure("not an HTML page")
         yield DetailFetched(capture, extraction, unlisted)

@@ -201,4 +201,5 @@ class Monitor:
             alert_to=self.targets,
             baseline=baseline,
             removal_after=self.settings.schedule.removal_after,
+            alert_typographic=self.settings.notify.typographic,
         )

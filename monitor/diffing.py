@@ -15,10 +15,12 @@ from enum import StrEnum
 
 from diff_match_patch import diff_match_patch
 
-from storage.content import COMPARED_FIELDS
-from storage.records import StatementContent
+from storage.content import compare
+from storage.records import NO_CHANGE, Change, StatementContent
 
 DIFF_TIMEOUT_SECONDS = 1.0
+# Shown where a paragraph was split or joined: the break itself is otherwise invisible.
+PARAGRAPH_MARK = "¶"
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;\n])")
 
 
@@ -39,16 +41,24 @@ class FieldChange:
     name: str
     old: str
     new: str
+    typographic: bool = False  # equal once width variants, quotes and spacing are folded
 
 
 @dataclass(frozen=True)
 class StatementDiff:
+    """What changed (`change`, as `storage.content.compare` decided), and how it reads."""
+
     fields: tuple[FieldChange, ...]
     body: tuple[DiffOp, ...]
+    change: Change = NO_CHANGE
 
     @property
     def is_empty(self) -> bool:
-        return not self.fields and all(op.op is Op.EQUAL for op in self.body)
+        return not self.change.fields
+
+    @property
+    def body_typographic(self) -> bool:
+        return "body" in self.change.typographic_fields
 
 
 _DMP_OPS = {0: Op.EQUAL, -1: Op.DELETE, 1: Op.INSERT}
@@ -121,16 +131,20 @@ def _merge(ops: list[DiffOp]) -> list[DiffOp]:
 
 
 def diff_statements(old: StatementContent, new: StatementContent) -> StatementDiff:
-    """Metadata changes listed apart from the body's character diff."""
-    fields = []
-    for name in COMPARED_FIELDS:
-        if name == "body":
-            continue
-        before, after = _field_text(old, name), _field_text(new, name)
-        if before != after:
-            fields.append(FieldChange(name, before, after))
-    body = tuple(diff_text(old.body, new.body)) if old.body != new.body else ()
-    return StatementDiff(tuple(fields), body)
+    """The fields `compare` finds changed, metadata listed apart from the body's character diff."""
+    change = compare(old, new)
+    fields = tuple(
+        FieldChange(
+            name,
+            _field_text(old, name),
+            _field_text(new, name),
+            typographic=name in change.typographic_fields,
+        )
+        for name in change.fields
+        if name != "body"
+    )
+    body = tuple(diff_text(old.body, new.body)) if "body" in change.fields else ()
+    return StatementDiff(fields, body, change)
 
 
 def _field_text(content: StatementContent, name: str) -> str:
@@ -158,18 +172,28 @@ def render_marked(ops: list[DiffOp] | tuple[DiffOp, ...]) -> str:
 
 
 def marked_paragraphs(ops: tuple[DiffOp, ...]) -> list[tuple[list[DiffOp], bool]]:
-    """The diff cut into paragraphs, each with whether it holds a change."""
+    """The diff cut into paragraphs, each with whether it holds a change.
+
+    A paragraph split or join (a paragraph break inserted or deleted between text kept on
+    both sides) ends its paragraph with an inserted or deleted PARAGRAPH_MARK.
+    """
     pieces: list[list[DiffOp]] = [[]]
-    changed = [False]
+    breaks: list[Op] = []  # how each paragraph but the last ended
     for op in ops:
         for index, piece in enumerate(op.text.split("\n\n")):
             if index:
+                breaks.append(op.op)
                 pieces.append([])
-                changed.append(op.op is not Op.EQUAL)
             if piece:
                 pieces[-1].append(DiffOp(op.op, piece))
-                changed[-1] = changed[-1] or op.op is not Op.EQUAL
-    return list(zip(pieces, changed, strict=True))
+    for index, ended in enumerate(breaks):
+        if ended is not Op.EQUAL and _keeps_text(pieces[index]) and _keeps_text(pieces[index + 1]):
+            pieces[index].append(DiffOp(ended, PARAGRAPH_MARK))
+    return [(paragraph, any(op.op is not Op.EQUAL for op in paragraph)) for paragraph in pieces]
+
+
+def _keeps_text(paragraph: list[DiffOp]) -> bool:
+    return any(op.op is Op.EQUAL and op.text.strip() for op in paragraph)
 
 
 @dataclass(frozen=True)
@@ -199,9 +223,13 @@ def edits(ops: list[DiffOp] | tuple[DiffOp, ...], context: int = 12) -> list[Edi
         found.append(
             Edit(
                 before=before,
-                removed="".join(op.text for op in run if op.op is Op.DELETE),
-                added="".join(op.text for op in run if op.op is Op.INSERT),
+                removed=_visible_breaks("".join(op.text for op in run if op.op is Op.DELETE)),
+                added=_visible_breaks("".join(op.text for op in run if op.op is Op.INSERT)),
                 after=after,
             )
         )
     return found
+
+
+def _visible_breaks(text: str) -> str:
+    return text.replace("\n\n", PARAGRAPH_MARK)

@@ -23,7 +23,7 @@ from monitor.diffing import (
     render_marked,
 )
 from storage.archive import Archive
-from storage.records import ChangeEvent, EventKind
+from storage.records import Change, ChangeEvent, EventKind
 
 
 class Format(StrEnum):
@@ -92,10 +92,22 @@ def subject(event: ChangeEvent) -> str:
         return one_line(f"{english} · {chinese} ({event.site}): {event.condition}")
     what = f"{english} · {chinese}"
     if event.kind is EventKind.CHANGED and event.changed_fields:
-        what += f" ({', '.join(event.changed_fields)})"
+        what += f" ({changed_fields_line(event.change)})"
     if event.kind is EventKind.REVERTED and event.reverted_to:
         what += f" to revision {event.reverted_to}"
     return one_line(f"{what}: {event.title or event.url}")
+
+
+TYPOGRAPHIC = "typographic · 仅排版"
+
+
+def changed_fields_line(change: Change) -> str:
+    """`title, body`; those only restyled named apart: `body; typographic: title`."""
+    edited = ", ".join(change.edited_fields)
+    if not change.typographic_fields:
+        return edited
+    restyled = f"typographic: {', '.join(change.typographic_fields)}"
+    return f"{edited}; {restyled}" if edited else restyled
 
 
 def facts(event: ChangeEvent) -> list[str]:
@@ -275,14 +287,21 @@ def _sections(
 ) -> list[str]:
     sections: list[str] = []
     if changes is not None:
+        if changes.change.typographic:
+            sections.append(renderer.note(f"{TYPOGRAPHIC}: {_RESTYLE_NOTE}"))
         for change in changes.fields:
-            sections.append(renderer.field(change.name, diff_text(change.old, change.new)))
+            name = f"{change.name} ({TYPOGRAPHIC})" if change.typographic else change.name
+            sections.append(renderer.field(name, diff_text(change.old, change.new)))
         if changes.body:
-            sections.append(renderer.heading("body · 正文"))
+            heading = "body · 正文" + (f" ({TYPOGRAPHIC})" if changes.body_typographic else "")
+            sections.append(renderer.heading(heading))
             sections += _changed_paragraphs(changes.body, renderer)
     elif excerpt:
         sections.append(renderer.quote(renderer.escape(excerpt)))
     return sections
+
+
+_RESTYLE_NOTE = "only width variants, quote styles or spacing changed, not the wording"
 
 
 def _changed_paragraphs(ops: tuple[DiffOp, ...], renderer: _Text) -> list[str]:

@@ -34,14 +34,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import models
-from storage.content import changed_fields, content_hash
+from storage.content import compare, content_hash
 from storage.engine import READ_ONLY, database_label, make_engine, sqlite_file
 from storage.events import emit, event_record
 from storage.migrate import upgrade
 from storage.outbox import Outbox
 from storage.records import (
     MAX_NUMBER,
+    NO_CHANGE,
     Capture,
+    Change,
     ChangeEvent,
     CrawlStats,
     EventKind,
@@ -267,9 +269,12 @@ class Archive:
         statement.language = content.language or statement.language
         statement.twin_url = content.twin_url or statement.twin_url
 
-        if latest is not None and latest.content_hash == new_hash:
+        change = compare(_content_of(latest), content) if latest is not None else NO_CHANGE
+        if latest is not None and not change.fields:
+            # Decided by comparing texts, not stored hashes: hashes written under an older
+            # definition must not make every statement look changed after an upgrade.
             observation = self._add_observation(
-                session, capture, "content:" + new_hash, statement.id
+                session, capture, "content:" + latest.content_hash, statement.id
             )
             observation.revision_id = latest.id
             if was_removed:
@@ -286,9 +291,8 @@ class Archive:
             return RecordResult(Outcome.UNCHANGED, statement.id, latest.number)
 
         number = latest.number + 1 if latest else 1
-        fields = changed_fields(_content_of(latest), content) if latest else ()
         revision = _revision_row(
-            statement.id, number, capture.fetched_at, new_hash, fields, content
+            statement.id, number, capture.fetched_at, new_hash, change, content
         )
         session.add(revision)
         session.flush()
@@ -326,7 +330,7 @@ class Archive:
             revision=revision.number,
             previous_revision=previous.number if previous else None,
             reverted_to=reverted_to,
-            changed_fields=tuple(revision.changed_fields),
+            change=Change(tuple(revision.changed_fields), tuple(revision.typographic_fields)),
         )
 
     def _earlier_identical(self, session: Session, revision: models.Revision) -> int | None:
@@ -690,15 +694,15 @@ class Archive:
         """A statement's revisions, oldest first, without their texts."""
         r = models.Revision
         query = (
-            select(r.number, r.observed_at, r.content_hash, r.changed_fields)
+            select(r.number, r.observed_at, r.content_hash, r.changed_fields, r.typographic_fields)
             .where(r.statement_id == statement_id)
             .order_by(r.number)
         )
         with self._reading() as session:
             rows = session.execute(query)
             return [
-                RevisionSummary(number, observed_at, content_hash, tuple(changed))
-                for number, observed_at, content_hash, changed in rows
+                RevisionSummary(number, observed_at, content_hash, tuple(changed), tuple(typo))
+                for number, observed_at, content_hash, changed, typo in rows
             ]
 
     def revision(
@@ -869,7 +873,7 @@ def _revision_row(
     number: int,
     observed_at: datetime,
     digest: str,
-    fields: tuple[str, ...],
+    change: Change,
     content: StatementContent,
 ) -> models.Revision:
     return models.Revision(
@@ -877,7 +881,8 @@ def _revision_row(
         number=number,
         observed_at=observed_at,
         content_hash=digest,
-        changed_fields=list(fields),
+        changed_fields=list(change.fields),
+        typographic_fields=list(change.typographic_fields),
         url=content.url,
         language=content.language,
         post_id=content.post_id,
@@ -922,6 +927,7 @@ def _revision(row: models.Revision) -> Revision:
         content_hash=row.content_hash,
         changed_fields=tuple(row.changed_fields),
         content=_content_of(row),
+        typographic_fields=tuple(row.typographic_fields),
     )
 
 

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from storage import models
 from storage.records import (
+    NO_CHANGE,
+    Change,
     ChangeEvent,
     DeliveryStatus,
     EventKind,
@@ -32,7 +34,7 @@ def emit(
     revision: int | None = None,
     previous_revision: int | None = None,
     reverted_to: int | None = None,
-    changed_fields: tuple[str, ...] = (),
+    change: Change = NO_CHANGE,
     condition: HealthCondition | None = None,
     detail: str | None = None,
 ) -> models.ChangeEvent:
@@ -46,14 +48,15 @@ def emit(
         revision=revision,
         previous_revision=previous_revision,
         reverted_to=reverted_to,
-        changed_fields=list(changed_fields),
+        changed_fields=list(change.fields),
+        typographic_fields=list(change.typographic_fields),
         condition=str(condition) if condition else None,
         detail=detail,
         baseline=policy.baseline,
     )
     session.add(event)
     session.flush()
-    if not policy.baseline:
+    if _alerted(policy, kind, change):
         for target in policy.alert_to:
             session.add(
                 models.Outbox(
@@ -85,4 +88,13 @@ def event_record(row: models.ChangeEvent) -> ChangeEvent:
         condition=HealthCondition(row.condition) if row.condition else None,
         detail=row.detail,
         baseline=row.baseline,
+        typographic_fields=tuple(row.typographic_fields),
     )
+
+
+def _alerted(policy: EventPolicy, kind: EventKind, change: Change) -> bool:
+    """Baseline events never are; a restyle (only typographic changes) only when asked for."""
+    if policy.baseline:
+        return False
+    restyled = kind in (EventKind.CHANGED, EventKind.REVERTED) and change.typographic
+    return policy.alert_typographic or not restyled

@@ -129,7 +129,7 @@ class Observation(Base):
 
 
 class Revision(Base):
-    """A version of a statement's content; created only when the normalised content changes."""
+    """A version of a statement's content; created when its published text changes at all."""
 
     __tablename__ = "revision"
     __table_args__ = (UniqueConstraint("statement_id", "number"),)
@@ -140,6 +140,8 @@ class Revision(Base):
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     changed_fields: Mapped[list[str]] = mapped_column(JSON)
+    # Of changed_fields, those that changed only typographically (storage.content.compare).
+    typographic_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     url: Mapped[str] = mapped_column(String(URL_LENGTH))
     language: Mapped[str | None] = mapped_column(String(16))
     post_id: Mapped[int | None] = mapped_column(Integer)
@@ -172,6 +174,7 @@ class ChangeEvent(Base):
     previous_revision: Mapped[int | None] = mapped_column(Integer)
     reverted_to: Mapped[int | None] = mapped_column(Integer)
     changed_fields: Mapped[list[str]] = mapped_column(JSON)
+    typographic_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     condition: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)

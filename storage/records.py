@@ -60,6 +60,31 @@ class StatementContent:
 
 
 @dataclass(frozen=True)
+class Change:
+    """What differs between two versions of a statement (decided by `storage.content.compare`).
+
+    `fields`: whose published text changed, in report order; `typographic_fields`: those of
+    them equal once width variants, quote styles and spacing are folded away.
+    """
+
+    fields: tuple[str, ...] = ()
+    typographic_fields: tuple[str, ...] = ()
+
+    @property
+    def typographic(self) -> bool:
+        """Something changed, and only typographically (a restyle, not an edit)."""
+        return bool(self.fields) and set(self.fields) == set(self.typographic_fields)
+
+    @property
+    def edited_fields(self) -> tuple[str, ...]:
+        """The fields whose wording changed (not only their typography)."""
+        return tuple(name for name in self.fields if name not in self.typographic_fields)
+
+
+NO_CHANGE = Change()
+
+
+@dataclass(frozen=True)
 class ExtractionFailure:
     """A detail page that yielded no usable statement (no title, no body)."""
 
@@ -133,6 +158,12 @@ class RevisionSummary:
     observed_at: datetime
     content_hash: str
     changed_fields: tuple[str, ...]
+    typographic_fields: tuple[str, ...] = ()
+
+    @property
+    def change(self) -> Change:
+        """What changed from the revision before (nothing for the first)."""
+        return Change(self.changed_fields, self.typographic_fields)
 
 
 @dataclass(frozen=True)
@@ -143,6 +174,12 @@ class Revision:
     content_hash: str
     changed_fields: tuple[str, ...]
     content: StatementContent
+    typographic_fields: tuple[str, ...] = ()
+
+    @property
+    def change(self) -> Change:
+        """What changed from the revision before (nothing for the first)."""
+        return Change(self.changed_fields, self.typographic_fields)
 
 
 class EventKind(StrEnum):
@@ -182,6 +219,7 @@ class EventPolicy:
     alert_to: tuple[NotifyTarget, ...] = ()
     baseline: bool = False  # the site's first crawl: events are archived, nobody is alerted
     removal_after: int = 2  # consecutive "gone" cycles before a take-down is concluded
+    alert_typographic: bool = False  # alert revisions that only restyle the text ([notify])
 
 
 @dataclass(frozen=True)
@@ -200,6 +238,12 @@ class ChangeEvent:
     condition: HealthCondition | None = None
     detail: str | None = None
     baseline: bool = False
+    typographic_fields: tuple[str, ...] = ()
+
+    @property
+    def change(self) -> Change:
+        """What the revision behind this event changed (nothing for other events)."""
+        return Change(self.changed_fields, self.typographic_fields)
 
 
 class DeliveryStatus(StrEnum):

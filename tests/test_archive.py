@@ -98,12 +98,14 @@ def test_raw_body_is_stored_once_and_compressed(archive: Archive) -> None:
     assert stored is not None and len(stored) < len(body) / 10
 
 
-def test_normalisation_only_differences_are_not_changes(archive: Archive) -> None:
-    archive.record_detail(capture(), CONTENT)
+def test_line_end_spaces_tag_order_and_modified_time_are_not_changes(archive: Archive) -> None:
+    # A width variant (，→,) is a change, typographic: see tests/test_changes.py.
+    tagged = replace(CONTENT, tags=("气候", "外交"))
+    archive.record_detail(capture(), tagged)
     spaced = replace(
-        CONTENT,
-        body=CONTENT.body.replace("，", ",").replace("第二段。", "第二段。  "),
-        tags=tuple(reversed(CONTENT.tags)),
+        tagged,
+        body=tagged.body.replace("第二段。", "第二段。  "),
+        tags=tuple(reversed(tagged.tags)),
         modified_at=T0,
     )
     result = archive.record_detail(capture(T0 + timedelta(hours=1)), spaced)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import random
 
-from monitor.diffing import DiffOp, Op, diff_statements, diff_text, render_marked
+from monitor.diffing import (
+    DiffOp,
+    Op,
+    diff_statements,
+    diff_text,
+    marked_paragraphs,
+    render_marked,
+)
 from monitor.messages import render_diff
 from storage.records import StatementContent
 
@@ -73,3 +80,35 @@ def test_past_the_deadline_a_diff_is_coarser_but_still_exact() -> None:
     coarse = diff_text(old, new, timeout=0.0)
     assert [op.op for op in coarse] == [Op.EQUAL, Op.DELETE, Op.INSERT]
     assert coarse[0] == DiffOp(Op.EQUAL, "第一句没有变。")
+
+
+def test_a_paragraph_split_or_join_shows_a_pilcrow_where_the_break_changed() -> None:
+    one = "第一句话，接着说。第二句话。\n\n另一段。"
+    two = "第一句话，接着说。\n\n第二句话。\n\n另一段。"
+    split = marked_paragraphs(tuple(diff_text(one, two)))
+    assert [render_marked(pieces) for pieces, _ in split] == [
+        "第一句话，接着说。{+¶+}",
+        "第二句话。",
+        "另一段。",
+    ]
+    assert [changed for _, changed in split] == [True, False, False]
+    joined = marked_paragraphs(tuple(diff_text(two, one)))
+    assert render_marked(joined[0][0]) == "第一句话，接着说。[-¶-]"
+    # A whole paragraph added is marked as added text, without a pilcrow.
+    added = marked_paragraphs(tuple(diff_text(one, one + "\n\n新的一段。")))
+    assert [render_marked(pieces) for pieces, _ in added][-1] == "{+新的一段。+}"
+    assert "¶" not in render_diff(
+        diff_statements(
+            StatementContent(url="u", title="t", body=one),
+            StatementContent(url="u", title="t", body=one + "\n\n新的一段。"),
+        )
+    )
+
+
+def test_the_diff_shows_only_what_compare_calls_changed() -> None:
+    old = StatementContent(url="u", title="美国 声明", body="正文，第一句。", tags=("a", "b"))
+    new = StatementContent(url="u", title="美国声明", body="正文,第一句。", tags=("b", "a"))
+    diff = diff_statements(old, new)
+    assert [(f.name, f.typographic) for f in diff.fields] == [("title", True)]
+    assert diff.body_typographic and diff.change.typographic and not diff.is_empty
+    assert "tags" not in render_diff(diff)

@@ -255,3 +255,34 @@ def test_search_index_follows_updates(archive: Archive) -> None:
         connection.execute(models.Revision.__table__.update().values(body="全新的正文内容。"))
     assert archive.search("发表声明").total == 0
     assert archive.search("全新的正文").total == 1
+
+
+def test_a_typographic_revision_is_an_event_alerted_only_when_asked(archive: Archive) -> None:
+    archive.record_detail(capture(), CONTENT, policy=ALERT)
+    restyled = replace(CONTENT, body=CONTENT.body.replace("，", ","))
+    archive.record_detail(capture(T0 + HOUR, b"2"), restyled, policy=ALERT)
+    archive.record_detail(capture(T0 + 2 * HOUR, b"3"), CONTENT, policy=ALERT)  # and back
+    reverted, changed, new = archive.changes()
+    assert (changed.kind, changed.changed_fields, changed.change.typographic) == (
+        EventKind.CHANGED,
+        ("body",),
+        True,
+    )
+    assert (reverted.kind, reverted.reverted_to, reverted.change.typographic) == (
+        EventKind.REVERTED,
+        1,
+        True,
+    )
+    assert {d.event.id for d in archive.outbox.deliveries()} == {new.id}
+
+    opted_in = replace(ALERT, alert_typographic=True)
+    archive.record_detail(capture(T0 + 3 * HOUR, b"4"), restyled, policy=opted_in)
+    latest = archive.changes()[0]
+    assert latest.change.typographic
+    assert sum(d.event.id == latest.id for d in archive.outbox.deliveries()) == 2
+    assert [h.change.typographic for h in archive.history(latest.statement_id or 0)] == [
+        False,
+        True,
+        True,
+        True,
+    ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,6 +15,7 @@ from crawler.extract import extract_listing, extract_statement
 from storage.records import ExtractionFailure, StatementContent
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the China mission's time zone (the [[sites]] default)
 SITE = "https://china.usembassy-china.org.cn"
 LGBT_TITLE = "增进全世界男女同性恋、双性恋、跨性别者、酷儿及间性人群体的人权的新闻声明"
 LGBT_FIRST = "国务院\n\n发言人办公室\n\n" + LGBT_TITLE
@@ -88,7 +90,8 @@ DETAIL_CASES = [
             "title": "香港政策法报告",
             "subtitle": "2021年3月31日 国务卿声明",
             "post_id": 41000,
-            "published_at": datetime(2021, 3, 31, tzinfo=UTC),
+            # Only a visible date: midnight of that day in Beijing.
+            "published_at": datetime(2021, 3, 30, 16, tzinfo=UTC),
             "published_raw": "三月 31, 2021",
         },
         "香港政策法报告 2021年3月31日",
@@ -104,7 +107,7 @@ DETAIL_CASES = [
 
 @pytest.mark.parametrize("case", DETAIL_CASES, ids=lambda case: case.page)
 def test_detail_page_extraction(case: DetailCase) -> None:
-    result = extract_statement(page_text(case.page), f"{SITE}/zh/anything/")
+    result = extract_statement(page_text(case.page), f"{SITE}/zh/anything/", zone=SHANGHAI)
     assert isinstance(result, StatementContent), result
     for name, value in case.expected.items():
         assert getattr(result, name) == value, name
@@ -123,7 +126,7 @@ def test_detail_page_extraction(case: DetailCase) -> None:
     ],
 )
 def test_pages_without_a_statement_are_failures(page: str, reason: str) -> None:
-    result = extract_statement(page_text(page), f"{SITE}/zh/x/")
+    result = extract_statement(page_text(page), f"{SITE}/zh/x/", zone=SHANGHAI)
     assert isinstance(result, ExtractionFailure) and result.reason.startswith(reason)
 
 
@@ -137,7 +140,7 @@ def test_pages_without_a_statement_are_failures(page: str, reason: str) -> None:
     ],
 )
 def test_broken_markup_is_an_extraction_failure(html: str, reason: str) -> None:
-    result = extract_statement(html, f"{SITE}/zh/x/")
+    result = extract_statement(html, f"{SITE}/zh/x/", zone=SHANGHAI)
     assert isinstance(result, ExtractionFailure) and result.reason.startswith(reason)
 
 
@@ -189,7 +192,7 @@ def test_text_before_the_first_paragraph_stays_first() -> None:
     html = """<html><head><title>t</title></head><body><main><h1>标题</h1>
     <div class="entry-content">导语。<p>第一段。</p>第一段后的文字<p>第二段。</p></div>
     </main></body></html>"""
-    result = extract_statement(html, f"{SITE}/zh/x/")
+    result = extract_statement(html, f"{SITE}/zh/x/", zone=SHANGHAI)
     assert isinstance(result, StatementContent)
     assert result.body == "导语。\n\n第一段。\n\n第一段后的文字\n\n第二段。"
 
@@ -206,21 +209,29 @@ def test_read_more_links_outside_articles_are_items() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "day"),
     [
-        ("二月 8, 2021", datetime(2021, 2, 8, tzinfo=UTC)),
-        ("十一月 30, 2023", datetime(2023, 11, 30, tzinfo=UTC)),
-        ("十二月 1, 2020", datetime(2020, 12, 1, tzinfo=UTC)),
-        ("十月 5, 2022", datetime(2022, 10, 5, tzinfo=UTC)),
-        ("February 8, 2021", datetime(2021, 2, 8, tzinfo=UTC)),
-        ("29 July, 2021", datetime(2021, 7, 29, tzinfo=UTC)),
-        ("2021年3月31日", datetime(2021, 3, 31, tzinfo=UTC)),
+        ("二月 8, 2021", (2021, 2, 8)),
+        ("十一月 30, 2023", (2023, 11, 30)),
+        ("十二月 1, 2020", (2020, 12, 1)),
+        ("十月 5, 2022", (2022, 10, 5)),
+        ("February 8, 2021", (2021, 2, 8)),
+        ("29 July, 2021", (2021, 7, 29)),
+        ("2021年3月31日", (2021, 3, 31)),
         ("二月 30, 2021", None),
         ("no date here", None),
     ],
 )
-def test_display_dates(text: str, expected: datetime | None) -> None:
-    assert parse_display_date(text) == expected
+def test_display_dates_are_midnight_in_the_sites_zone(
+    text: str, day: tuple[int, int, int] | None
+) -> None:
+    expected = datetime(*day, tzinfo=SHANGHAI).astimezone(UTC) if day else None
+    assert parse_display_date(text, SHANGHAI) == expected
+    assert parse_display_date(text, UTC) == (datetime(*day, tzinfo=UTC) if day else None)
+
+
+def test_a_visible_date_in_beijing_is_the_evening_before_in_utc() -> None:
+    assert parse_display_date("二月 8, 2021", SHANGHAI) == datetime(2021, 2, 7, 16, tzinfo=UTC)
 
 
 def test_iso_times_become_utc() -> None:

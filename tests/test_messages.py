@@ -176,3 +176,23 @@ def test_a_slack_alert_carries_the_marked_diff(monkeypatch: pytest.MonkeyPatch) 
     text = payload["attachments"][0]["text"] + payload["attachments"][0]["title"]
     assert "<!" not in text and "<https://evil" not in text
     assert "&lt;!here&gt;" in text and "&lt;!channel&gt;" in text
+
+
+def test_a_typographic_change_is_named_as_such_in_subject_and_diff() -> None:
+    old = StatementContent(url=URL, title="关于“人权”问题的声明", body="第一段，没有变。")
+    new = StatementContent(url=URL, title='关于"人权"问题的声明', body="第一段,没有变。更多。")
+    changes = diff_statements(old, new)
+    typographic = event(changed_fields=("title", "body"), typographic_fields=("title",))
+    assert subject(typographic) == "Changed · 已修改 (body; typographic: title): 关于人权问题的声明"
+    only = event(changed_fields=("body",), typographic_fields=("body",))
+    assert subject(only) == "Changed · 已修改 (typographic: body): 关于人权问题的声明"
+    text = render(typographic, changes, Format.TEXT, 10_000).body
+    assert 'title (typographic · 仅排版): 关于[-“-]{+"+}人权' in text
+    assert "body · 正文\n" in text  # the body's wording changed too: no mark
+
+
+def test_slack_markdown_marks_a_paragraph_split() -> None:
+    old = StatementContent(url=URL, title="t", body="第一句。第二句。")
+    new = StatementContent(url=URL, title="t", body="第一句。\n\n第二句。")
+    markdown = render(event(), diff_statements(old, new), Format.MARKDOWN, 10_000).body
+    assert "> 第一句。**¶**\n\n> 第二句。" in markdown

@@ -21,7 +21,7 @@ from pydantic import AfterValidator
 
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
 from monitor.display import visible
-from monitor.messages import LABELS
+from monitor.messages import LABELS, TYPOGRAPHIC, changed_fields_line
 from monitor.web.api import find_or_404, revision_pair_or_404
 from monitor.web.params import MAX_NUMBER, RevisionNumber, StatementId, Text, Time, without_nul
 from storage.archive import Archive
@@ -59,6 +59,8 @@ def templates() -> Jinja2Templates:
     engine.env.globals["kind_label"] = _kind_label
     engine.env.globals["status_label"] = lambda status: STATUSES.get(status, (status, status))
     engine.env.globals["query"] = _query
+    engine.env.globals["fields_line"] = changed_fields_line
+    engine.env.globals["TYPOGRAPHIC"] = TYPOGRAPHIC
     return engine
 
 
@@ -146,6 +148,8 @@ def pages(archive: Archive) -> APIRouter:
                 "paragraphs": marked_paragraphs(tuple(body)),
                 "edits": edits(body),
                 "unchanged": changes.is_empty,
+                "typographic": changes.change.typographic,
+                "body_typographic": changes.body_typographic,
                 "view": view,
                 "numbers": range(1, pair.statement.revisions + 1),
             },

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -41,6 +42,7 @@ class Statement:
     subtitle: str | None = None
     caption: str | None = "DOS Seal"
     link: str | None = None  # where the listing points, if not this replica's own page
+    machine_dates: bool = True  # False: only the visible date (no meta, no <time datetime>)
 
     @property
     def path(self) -> str:
@@ -146,6 +148,21 @@ class ReplicaSite:
                 setattr(statement, name, copy.deepcopy(value))
             statement.modified = datetime.now(UTC).replace(microsecond=0).isoformat()
             return statement
+
+    def restyle(self, transform: Callable[[str], str]) -> list[str]:
+        """A theme or texturize switch: every title and paragraph rewritten at once, the posts'
+        modification times untouched. Returns the slugs whose text it changed."""
+        changed = []
+        with self._lock:
+            for statement in self.statements:
+                title, paragraphs = (
+                    transform(statement.title),
+                    list(map(transform, statement.paragraphs)),
+                )
+                if (title, paragraphs) != (statement.title, statement.paragraphs):
+                    statement.title, statement.paragraphs = title, paragraphs
+                    changed.append(statement.slug)
+        return changed
 
     def delete(self, slug: str) -> None:
         with self._lock:
@@ -385,6 +402,19 @@ def _reading_time(statement: Statement) -> int:
     return max(1, len("".join(statement.paragraphs)) // 400 + random.randint(0, 1))
 
 
+def _machine_dates(s: Statement, modified: str) -> str:
+    if not s.machine_dates:
+        return ""
+    return (
+        f'<meta property="article:published_time" content="{s.published}" />\n'
+        f'<meta property="article:modified_time" content="{modified}" />\n'
+    )
+
+
+def _datetime_attribute(s: Statement) -> str:
+    return f' datetime="{s.published}"' if s.machine_dates else ""
+
+
 # -- rendering: the current theme (2021-) -----------------------------------------------
 
 
@@ -404,9 +434,7 @@ def render_detail_current(site: ReplicaSite, s: Statement) -> str:
 <meta property="og:locale" content="zh_CN" />
 <meta property="og:title" content="{escape(s.title)} - {SITE_NAME}" />
 <meta property="og:url" content="{url}" />
-<meta property="article:published_time" content="{s.published}" />
-<meta property="article:modified_time" content="{modified}" />
-<link rel='shortlink' href='{site.base_url}/?p={s.post_id}' />
+{_machine_dates(s, modified)}<link rel='shortlink' href='{site.base_url}/?p={s.post_id}' />
 {_noise_head(site)}</head>
 <body class="post-template-default single single-post postid-{s.post_id} single-format-standard">
 {_uswds_header(site)}
@@ -419,7 +447,7 @@ def render_detail_current(site: ReplicaSite, s: Statement) -> str:
    <span class="author">通过 <a href="{site.url("/zh/按照/missioncn/")}" rel="author">{escape(s.author)}</a></span>
    <span class="reading-time">{_reading_time(s)} 快速阅读</span>
    <div class="share"><a href="https://twitter.com/intent/tweet?url={url}"><span class="icon"></span></a></div>
-   <time class="entry-date" datetime="{s.published}">{escape(s.shown_date)}</time>
+   <time class="entry-date"{_datetime_attribute(s)}>{escape(s.shown_date)}</time>
   </div>
   <article class="post-{s.post_id} post type-post status-publish format-standard hentry">
    <div class="entry-content">
