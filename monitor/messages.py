@@ -162,13 +162,15 @@ def digest(events: list[ChangeEvent], fmt: Format, max_length: int) -> Message:
 
 
 class _Text:
+    """Plain text; scraped text has its hidden characters shown (monitor.display)."""
+
     paragraph_gap = "\n\n"
 
     def escape(self, text: str) -> str:
-        return text
+        return display.visible(text)
 
     def head(self, event: ChangeEvent) -> str:
-        return subject(event) + "\n" + "\n".join(facts(event))
+        return subject(event) + "\n" + "\n".join(self.escape(line) for line in facts(event))
 
     def field(self, name: str, ops: list[DiffOp]) -> str:
         return f"{name}: {self.marked(ops)}"
@@ -177,7 +179,7 @@ class _Text:
         return "".join(self.op(op) for op in ops)
 
     def op(self, op: DiffOp) -> str:
-        return render_marked((op,))
+        return render_marked((DiffOp(op.op, self.escape(op.text)),))
 
     def heading(self, text: str) -> str:
         return text
@@ -189,7 +191,7 @@ class _Text:
         return f"[{text}]"
 
     def digest_line(self, event: ChangeEvent) -> str:
-        return f"{subject(event)}\n{event.url or event.site}"
+        return f"{subject(event)}\n{self.escape(event.url or event.site)}"
 
     def wrap(self, parts: list[str]) -> str:
         return self.paragraph_gap.join(part for part in parts if part)
@@ -197,7 +199,7 @@ class _Text:
 
 class _Markdown(_Text):
     def escape(self, text: str) -> str:
-        return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", display.visible(text))
 
     def head(self, event: ChangeEvent) -> str:
         lines = [f"**{self.escape(subject(event))}**"]
@@ -234,7 +236,7 @@ class _Html(_Text):
     paragraph_gap = "\n"
 
     def escape(self, text: str) -> str:
-        return html.escape(text, quote=True)
+        return html.escape(display.visible(text), quote=True)
 
     def head(self, event: ChangeEvent) -> str:
         lines = [f'<h2 style="font-size:18px;margin:0 0 8px">{self.escape(subject(event))}</h2>']

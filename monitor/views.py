@@ -51,6 +51,8 @@ def revision_summary_json(row: RevisionSummary) -> dict[str, Any]:
         "observed_at": iso(row.observed_at),
         "content_hash": row.content_hash,
         "changed_fields": list(row.changed_fields),
+        "typographic_fields": list(row.typographic_fields),
+        "typographic": row.change.typographic,
     }
 
 
@@ -94,6 +96,8 @@ def event_json(event: ChangeEvent) -> dict[str, Any]:
         "previous_revision": event.previous_revision,
         "reverted_to": event.reverted_to,
         "changed_fields": list(event.changed_fields),
+        "typographic_fields": list(event.typographic_fields),
+        "typographic": event.change.typographic,
         "condition": str(event.condition) if event.condition else None,
         "detail": event.detail,
         "baseline": event.baseline,

@@ -196,3 +196,14 @@ def test_slack_markdown_marks_a_paragraph_split() -> None:
     new = StatementContent(url=URL, title="t", body="第一句。\n\n第二句。")
     markdown = render(event(), diff_statements(old, new), Format.MARKDOWN, 10_000).body
     assert "> 第一句。**¶**\n\n> 第二句。" in markdown
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_hidden_characters_in_a_diff_or_excerpt_are_shown_in_every_format(fmt: Format) -> None:
+    old = StatementContent(url=URL, title="t", body="文件名：report.txt。")
+    new = StatementContent(url=URL, title="t", body="文件名：report\u202etxt.exe\u202c。\x1b[2J")
+    changed = render(event(title="t\u2066"), diff_statements(old, new), fmt, 10_000).body
+    excerpt = render(event(EventKind.NEW), None, fmt, 10_000, excerpt=new.body).body
+    for body in (changed, excerpt):
+        assert not any(c in body for c in "\u202e\u202c\u2066\x1b"), body
+        assert "⟨U+202E⟩" in body and "⟨U+001B⟩" in body

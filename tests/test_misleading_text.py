@@ -65,9 +65,11 @@ def test_feeds_show_every_hidden_character(served: Served) -> None:
         assert not HIDDEN.search(body.decode())
 
 
-def test_e_mail_subjects_show_every_hidden_character_on_one_line(served: Served) -> None:
+def test_e_mails_show_every_hidden_character_and_the_subject_on_one_line(served: Served) -> None:
     (mail,) = [m for m in served.mails if "txt.exe" in m.subject]
     assert mail.subject == f"New statement · 新声明: {TITLE_SHOWN} 第二行"
+    for body in (mail.html, mail.text):  # the title is shown again in the message's head
+        assert TITLE_SHOWN in body and not HIDDEN.search(body.replace("\r\n", "\n"))
 
 
 def test_the_command_line_shows_every_hidden_character_and_a_title_on_one_line(
