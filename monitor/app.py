@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import ConfigError, Settings, SiteSettings
 from crawler.report import CrawlReport
+from monitor.messages import what_changed
 from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
 from monitor.status import Health, read_health
 from storage.archive import Archive
@@ -40,7 +42,8 @@ class App:
         return Monitor(self.settings, self.archive, crawls, tuple(t.record for t in self.targets))
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.archive, self.targets, self.settings.notify)
+        describe = partial(what_changed, self.archive)
+        return Dispatcher(self.archive.outbox, self.targets, self.settings.notify, describe)
 
     def crawl(
         self,

@@ -32,9 +32,8 @@ from monitor.messages import (
     digest,
     one_line,
     render,
-    what_changed,
 )
-from storage.archive import Archive
+from storage.outbox import Outbox
 from storage.records import ChangeEvent, Delivery, EventKind, NotifyTarget
 
 log = logging.getLogger(__name__)
@@ -210,12 +209,15 @@ class Dispatcher:
 
     def __init__(
         self,
-        archive: Archive,
+        outbox: Outbox,
         targets: tuple[Target, ...],
         settings: NotifySettings,
+        describe: Callable[[ChangeEvent], EventDetail],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.archive = archive
+        """`describe` says what an event changed (reading its revisions), once per event."""
+        self.outbox = outbox
+        self.describe = describe
         self.targets = {target.key: target for target in targets}
         self.settings = settings
         self.clock = clock
@@ -247,7 +249,7 @@ class Dispatcher:
         now = self.clock()
         records = tuple(target.record for target in self.targets.values())
         give_up_after = timedelta(seconds=self.settings.give_up_after)
-        changed = self.archive.outbox.reconcile(records, now, give_up_after)
+        changed = self.outbox.reconcile(records, now, give_up_after)
         if changed:
             log.info(
                 "alerts: %d queued for targets configured since, %d dropped (target removed)",
@@ -258,7 +260,7 @@ class Dispatcher:
         for target in self.targets.values():
             if self.busy(target.key):
                 continue
-            due = self.archive.outbox.due(now, limit=DUE_PER_ROUND, target_key=target.key)
+            due = self.outbox.due(now, limit=DUE_PER_ROUND, target_key=target.key)
             with self._lock:
                 if not due or self.stopping.is_set():
                     continue
@@ -299,7 +301,7 @@ class Dispatcher:
         # Longer than a send can take (apprise gives up after the timeout), so a slow send is
         # never claimed twice; short enough that a killed sender's row is retried soon after.
         lease = now + timedelta(seconds=2 * self.settings.timeout + 5)
-        claimed = [row for row in rows if self.archive.outbox.claim(row.id, now, lease)]
+        claimed = [row for row in rows if self.outbox.claim(row.id, now, lease)]
         if not claimed:
             return
         message = self._message(target, [row.event for row in claimed])
@@ -308,12 +310,12 @@ class Dispatcher:
         finished = self.clock()
         for row in claimed:
             if error is None:
-                self.archive.outbox.mark_delivered(row.id, finished)
+                self.outbox.mark_delivered(row.id, finished)
                 done.delivered += 1
                 log.info("alert delivered to %s: %s", target.label, message.title)
                 continue
             retry_at = self._retry_at(row, finished)
-            self.archive.outbox.mark_attempt_failed(row.id, error, retry_at)
+            self.outbox.mark_attempt_failed(row.id, error, retry_at)
             if retry_at is None:
                 done.given_up += 1
                 log.error("alert to %s given up: %s (%s)", target.label, message.title, error)
@@ -346,7 +348,7 @@ class Dispatcher:
         with self._lock:
             detail = self._details.get(event.id)
         if detail is None:
-            detail = what_changed(self.archive, event)
+            detail = self.describe(event)
             with self._lock:
                 if len(self._details) >= _CACHED_DETAILS:
                     self._details.clear()

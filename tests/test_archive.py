@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from storage import models
 from storage.archive import THIN_PER_TRANSACTION, Archive
+from storage.recording import Recording
 from storage.records import (
     Capture,
     ExtractionFailure,
@@ -277,7 +278,7 @@ def test_a_failed_write_leaves_nothing_behind(
         raise OSError("disk full")
 
     # Fail after the revision row is flushed, as a full disk would at the observation.
-    monkeypatch.setattr(archive, "_add_observation", broken)
+    monkeypatch.setattr(Recording, "_add_observation", broken)
     with pytest.raises(OSError):
         archive.record_detail(capture(T0 + timedelta(hours=1)), replace(CONTENT, body="新。"))
     assert archive.counts() == before

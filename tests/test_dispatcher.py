@@ -9,11 +9,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 
 from config import NotifySettings
+from monitor.messages import what_changed
 from monitor.notify import Dispatcher, make_targets
 from storage import outbox as outbox_module
 from storage.archive import Archive
@@ -35,7 +37,8 @@ def test_failed_sends_back_off_exponentially_then_give_up(archive: Archive) -> N
     settings = NotifySettings(
         retry_backoff="1m", max_backoff="4m", give_up_after="1h", timeout="2s"
     )
-    dispatcher = Dispatcher(archive, (closed,), settings, clock=lambda: now[0])
+    describe = partial(what_changed, archive)
+    dispatcher = Dispatcher(archive.outbox, (closed,), settings, describe, clock=lambda: now[0])
 
     done = dispatcher.deliver_due()
     assert (done.delivered, done.failed, done.given_up) == (0, 1, 0)
