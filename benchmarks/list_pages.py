@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.archive_queries import postgres
 from storage import models
 from storage.archive import Archive
-from storage.records import EventKind, StatementFilter
+from storage.records import EventFilter, EventKind, StatementFilter, StatementOrder
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 BATCH = 5_000
@@ -132,17 +132,18 @@ def lists(archive: Archive, statements: int) -> dict[str, Callable[[], object]]:
     deep = statements - 1000  # the API's offset, the page's position: near the end
 
     def api(where: StatementFilter, offset: int) -> object:
-        found = archive.statements(where)
-        return len(found), found[offset : offset + PAGE]
+        return archive.statement_page(where, limit=PAGE, offset=offset)
 
     def web(where: StatementFilter, offset: int) -> object:
-        found = archive.statements(where)
-        found.sort(key=lambda s: (s.last_changed_at or s.first_seen_at, s.id), reverse=True)
-        return len(found), found[offset : offset + PAGE]
+        order = StatementOrder.LAST_CHANGED
+        return archive.statement_page(where, order=order, limit=PAGE, offset=offset)
+
+    def events(where: EventFilter, before: int | None = None, limit: int = PAGE) -> object:
+        return archive.event_page(where, before=before, limit=limit)
 
     oldest_event = archive.counts()["events"] // 50  # an event id near the end of the list
     every = StatementFilter()
-    filtered = StatementFilter(site=SITES[1], status="active", tag=RARE_TAG)
+    filtered = StatementFilter(site=SITES[0], status="active", tag=RARE_TAG)
     return {
         "/api/statements: first page": lambda: api(every, 0),
         f"/api/statements: offset {deep:,}": lambda: api(every, deep),
@@ -157,13 +158,9 @@ def lists(archive: Archive, statements: int) -> dict[str, Callable[[], object]]:
         "/api/changes: site, since": lambda: archive.changes(
             site=SITES[1], since=START + timedelta(days=30), limit=100
         ),
-        "/changes (page): first page": lambda: archive.changes(limit=PAGE + 1),
-        "/changes (page): an old page": lambda: archive.changes(
-            before=oldest_event, limit=PAGE + 1
-        ),
-        "/changes (page): kind=removed": lambda: archive.changes(
-            kinds=[EventKind.REMOVED], limit=PAGE + 1
-        ),
+        "/changes (page): first page": lambda: events(EventFilter()),
+        "/changes (page): an old page": lambda: events(EventFilter(), before=oldest_event),
+        "/changes (page): kind=removed": lambda: events(EventFilter(kinds=(EventKind.REMOVED,))),
     }
 
 

@@ -415,10 +415,15 @@ def _print_report(report: CrawlReport) -> None:
 @config_option
 @json_option
 @click.option("--site", default=None, help="Only statements of this site.")
-def statements(config_path: str | None, as_json: bool, site: str | None) -> None:
-    """List every archived statement."""
+@click.option("--limit", type=NUMBER, default=None, help="At most this many.  [default: all]")
+@click.option("--offset", type=click.IntRange(0, MAX_NUMBER), default=0, show_default=True)
+def statements(
+    config_path: str | None, as_json: bool, site: str | None, limit: int | None, offset: int
+) -> None:
+    """List every archived statement, oldest id first (or a page of them: --limit, --offset)."""
     with _app(config_path) as app:
-        rows = app.archive.statements(StatementFilter(site=site))
+        page = app.archive.statement_page(StatementFilter(site=site), limit=limit, offset=offset)
+        rows = page.statements
     if as_json:
         _print_json([statement_json(row) for row in rows])
         return

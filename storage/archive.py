@@ -60,7 +60,9 @@ class Archive:
         reading = Reading(self._sessions, self.outbox)
         self.known_statements = reading.known_statements
         self.statements = reading.statements
+        self.statement_page = reading.statement_page
         self.changes = reading.changes
+        self.event_page = reading.event_page
         self.sites = reading.sites
         self.find_statement = reading.find_statement
         self.history = reading.history

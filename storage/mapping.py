@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
+
+from sqlalchemy import Row
 
 from storage import models
 from storage.records import (
@@ -68,42 +70,30 @@ def revision_record(row: models.Revision) -> Revision:
     )
 
 
-def summary(
-    statement: models.Statement,
-    revisions: int,
-    last_changed_at: datetime | None,
-    current: CurrentRevision,
-) -> StatementSummary:
-    """A statement with what its latest revision (`current`) says of it."""
-    return StatementSummary(
-        id=statement.id,
-        site=statement.site,
-        url=statement.url,
-        title=current.title,
-        published_at=current.published_at,
-        status=statement.status,
-        revisions=revisions,
-        first_seen_at=statement.first_seen_at,
-        last_seen_at=statement.last_seen_at,
-        last_changed_at=last_changed_at,
-        post_id=statement.post_id,
-        language=statement.language,
-        twin_url=statement.twin_url,
-        tags=tuple(current.tags),
+def summary_columns(statement: type[models.Statement], current: Any) -> tuple[Any, ...]:
+    """A statement's list row: its own columns and its latest revision's (`current`), each
+    named as the StatementSummary field it fills."""
+    return (
+        statement.id,
+        statement.site,
+        statement.url,
+        current.title,
+        current.published_at,
+        statement.status,
+        current.number.label("revisions"),
+        statement.first_seen_at,
+        statement.last_seen_at,
+        current.observed_at.label("last_changed_at"),
+        statement.post_id,
+        statement.language,
+        statement.twin_url,
+        current.tags,
     )
 
 
-class CurrentRevision(Protocol):
-    """What a summary reads of the latest revision: its row, or those columns alone."""
-
-    @property
-    def title(self) -> str: ...
-
-    @property
-    def published_at(self) -> datetime | None: ...
-
-    @property
-    def tags(self) -> list[str]: ...
+def summary_of(row: Row[Any]) -> StatementSummary:
+    """A row of `summary_columns`."""
+    return StatementSummary(**{name: _to_record(value) for name, value in row._asdict().items()})
 
 
 def site_state_of(row: models.SiteState) -> SiteState:

@@ -1,4 +1,4 @@
-"""ORM tables. These rows never leave `storage/`: `archive.py` converts them to records."""
+"""ORM tables. These rows never leave `storage/`: `mapping.py` converts them to records."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class Observation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     headers: Mapped[dict[str, str]] = mapped_column(JSON)
     body_sha256: Mapped[str | None] = mapped_column(String(64))
-    # Set only when the raw bytes were kept (see Archive._keep_raw_body).
+    # Set only when the raw bytes were kept (see storage.recording, _keep_raw_body).
     blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blob.sha256"))
     # What the page yielded ("content:<hash>", "listing:<hash>", "failed:<reason>", "status:404").
     content_key: Mapped[str] = mapped_column(String(128))

@@ -6,23 +6,25 @@ import zlib
 from collections.abc import Collection, Iterator
 from datetime import datetime
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import func, select
 
-from storage import models
-from storage.events import event_record
-from storage.mapping import revision_record, site_state_of, summary
+from storage import listing, models
+from storage.mapping import revision_record, site_state_of
 from storage.outbox import Outbox
 from storage.records import (
-    MAX_NUMBER,
     Capture,
     ChangeEvent,
+    EventFilter,
     EventKind,
+    EventPage,
     KnownStatement,
     PageKind,
     Revision,
     RevisionSummary,
     SearchResults,
     StatementFilter,
+    StatementOrder,
+    StatementPage,
     StatementSummary,
     Tallies,
 )
@@ -30,6 +32,7 @@ from storage.search import search as search_revisions
 from storage.sessions import Sessions
 
 NO_FILTER = StatementFilter()
+NO_EVENT_FILTER = EventFilter()
 
 
 class Reading:
@@ -40,20 +43,23 @@ class Reading:
     def known_statements(self, site: str) -> list[KnownStatement]:
         """Every archived statement of a site with what the re-check policy weighs."""
         with self._sessions.reading() as session:
-            rows = session.execute(
-                _summary_query().where(models.Statement.site == site).order_by(models.Statement.id)
-            ).all()
-            return [
-                KnownStatement(
-                    url=statement.url,
-                    title=current.title,
-                    status=statement.status,
-                    last_changed_at=last_changed_at,
-                    last_checked_at=statement.last_checked_at,
-                    last_listed_at=statement.last_listed_at,
-                )
-                for statement, _, last_changed_at, current in rows
-            ]
+            return listing.known_statements(session, site)
+
+    def statements(self, where: StatementFilter = NO_FILTER) -> list[StatementSummary]:
+        """Every statement matching `where`, oldest id first."""
+        return list(self.statement_page(where, limit=None).statements)
+
+    def statement_page(
+        self,
+        where: StatementFilter = NO_FILTER,
+        *,
+        order: StatementOrder = StatementOrder.ID,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> StatementPage:
+        """`limit` statements (None: all) matching `where` from `offset`, and the total."""
+        with self._sessions.reading() as session:
+            return listing.statement_page(session, where, order, limit, offset)
 
     def changes(
         self,
@@ -67,44 +73,16 @@ class Reading:
         limit: int = 100,
     ) -> list[ChangeEvent]:
         """Change events, newest first; `before` (an event id) pages back in time."""
-        query = select(models.ChangeEvent)
-        if kinds:
-            query = query.where(models.ChangeEvent.kind.in_([str(kind) for kind in kinds]))
-        if not include_baseline:
-            query = query.where(models.ChangeEvent.baseline.is_(False))
-        if before is not None:
-            query = query.where(models.ChangeEvent.id < before)
-        if since is not None:
-            query = query.where(models.ChangeEvent.occurred_at >= since)
-        if site is not None:
-            query = query.where(models.ChangeEvent.site == site)
-        if statement_id is not None:
-            query = query.where(models.ChangeEvent.statement_id == statement_id)
+        where = EventFilter(since, site, statement_id, tuple(kinds), include_baseline)
         with self._sessions.reading() as session:
-            rows = session.scalars(query.order_by(models.ChangeEvent.id.desc()).limit(limit))
-            return [event_record(row) for row in rows]
+            return listing.events(session, where, before, limit)
 
-    def statements(self, where: StatementFilter = NO_FILTER) -> list[StatementSummary]:
-        """Statements matching `where`, oldest id first."""
-        query = _summary_query()
-        published, changed = models.Revision.published_at, query.selected_columns.last_changed_at
-        if where.site is not None:
-            query = query.where(models.Statement.site == where.site)
-        if where.status is not None:
-            query = query.where(models.Statement.status == where.status)
-        if where.published_from is not None:
-            query = query.where(published >= where.published_from)
-        if where.published_to is not None:
-            query = query.where(published <= where.published_to)
-        if where.changed_from is not None:
-            query = query.where(changed >= where.changed_from)
-        if where.changed_to is not None:
-            query = query.where(changed <= where.changed_to)
+    def event_page(
+        self, where: EventFilter = NO_EVENT_FILTER, *, before: int | None = None, limit: int = 100
+    ) -> EventPage:
+        """`limit` events matching `where` older than event `before`, newest first; the total."""
         with self._sessions.reading() as session:
-            rows = session.execute(query.order_by(models.Statement.id)).all()
-            found = [_summary(row) for row in rows]
-        # Tags are a JSON list per revision; an archive holds thousands, not millions.
-        return [s for s in found if where.tag is None or where.tag in s.tags]
+            return listing.event_page(session, where, before, limit)
 
     def sites(self) -> list[str]:
         """Names of the sites with archived statements."""
@@ -115,18 +93,7 @@ class Reading:
     def find_statement(self, ref: str) -> StatementSummary | None:
         """A statement by numeric id or by any URL it has been known by."""
         with self._sessions.reading() as session:
-            query = _summary_query()
-            if ref.isdigit():
-                if int(ref) > MAX_NUMBER:
-                    return None  # no such id can exist
-                query = query.where(models.Statement.id == int(ref))
-            else:
-                known = select(models.StatementUrl.statement_id).where(
-                    models.StatementUrl.url.in_(_url_variants(ref))
-                )
-                query = query.where(models.Statement.id.in_(known))
-            row = session.execute(query.limit(1)).first()
-            return _summary(row) if row else None
+            return listing.find_statement(session, ref)
 
     def history(self, statement_id: int) -> list[RevisionSummary]:
         """A statement's revisions, oldest first, without their texts."""
@@ -234,35 +201,3 @@ class Reading:
                 name: session.scalar(select(func.count()).select_from(table)) or 0
                 for name, table in tables.items()
             }
-
-
-def _url_variants(url: str) -> list[str]:
-    """A user may type a statement URL with or without its trailing slash or query."""
-    bare = url.split("#", 1)[0].split("?", 1)[0]
-    return list(dict.fromkeys((url, bare, bare.rstrip("/") + "/", bare.rstrip("/"))))
-
-
-def _summary_query() -> Select[models.Statement, int, datetime, models.Revision]:
-    latest = (
-        select(
-            models.Revision.statement_id.label("statement_id"),
-            func.max(models.Revision.number).label("revisions"),
-            func.max(models.Revision.observed_at).label("last_changed_at"),
-        )
-        .group_by(models.Revision.statement_id)
-        .subquery()
-    )
-    current = models.Revision
-    return (
-        select(models.Statement, latest.c.revisions, latest.c.last_changed_at, current)
-        .join(latest, latest.c.statement_id == models.Statement.id)
-        .join(
-            current,
-            (current.statement_id == models.Statement.id) & (current.number == latest.c.revisions),
-        )
-    )
-
-
-def _summary(row: Row[models.Statement, int, datetime, models.Revision]) -> StatementSummary:
-    statement, revisions, last_changed_at, current = row
-    return summary(statement, revisions, last_changed_at, current)

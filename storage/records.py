@@ -18,6 +18,7 @@ class PageKind(StrEnum):
 # Ids, revision numbers and counts are INTEGER columns: PostgreSQL's end at 2**31 - 1.
 MAX_NUMBER = 2**31 - 1
 
+
 @dataclass(frozen=True)
 class Capture:
     """One HTTP fetch, as it came off the wire (or the error that prevented it)."""
@@ -345,3 +346,38 @@ class Tallies:
     outbox: dict[str, int]  # by delivery status
     oldest_waiting_at: datetime | None  # the oldest alert not yet delivered nor given up
     sites: tuple[SiteState, ...]
+
+
+class StatementOrder(StrEnum):
+    """How a list of statements is sorted."""
+
+    ID = "id"  # oldest id first: the API and the command line
+    LAST_CHANGED = "last-changed"  # latest change first (then newest id): the web list
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    """One page of a list of statements, and how many the whole list holds."""
+
+    statements: tuple[StatementSummary, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which change events a list shows; every field optional. Times are UTC."""
+
+    since: datetime | None = None
+    site: str | None = None
+    statement_id: int | None = None
+    kinds: tuple[EventKind, ...] = ()
+    include_baseline: bool = True
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """Events, newest first; `older` is the `before` that reads the next page (None: the last)."""
+
+    events: tuple[ChangeEvent, ...]
+    total: int
+    older: int | None = None

@@ -60,13 +60,12 @@ def api(archive: Archive) -> APIRouter:
             changed_from=changed_from,
             changed_to=changed_to,
         )
-        found = archive.statements(where)
-        page = found[offset : offset + limit]
+        page = archive.statement_page(where, limit=limit, offset=offset)
         return {
-            "total": len(found),
+            "total": page.total,
             "limit": limit,
             "offset": offset,
-            "statements": [statement_json(row) for row in page],
+            "statements": [statement_json(row) for row in page.statements],
         }
 
     @router.get("/statements/{statement_id}", summary="A statement as it reads now, or at a time")

@@ -27,9 +27,11 @@ from monitor.web.params import MAX_NUMBER, RevisionNumber, StatementId, Text, Ti
 from storage.archive import Archive
 from storage.records import (
     ChangeEvent,
+    EventFilter,
     EventKind,
     RevisionSummary,
     StatementFilter,
+    StatementOrder,
 )
 
 HERE = Path(__file__).parent
@@ -76,18 +78,19 @@ def pages(archive: Archive) -> APIRouter:
         tag: Text = None,
         page: PageNumber = 1,
     ) -> HTMLResponse:
-        found = archive.statements(StatementFilter(site=site or None, status=status, tag=tag))
-        found.sort(key=lambda s: (s.last_changed_at or s.first_seen_at, s.id), reverse=True)
-        shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        where = StatementFilter(site=site or None, status=status, tag=tag)
+        found = archive.statement_page(
+            where, order=StatementOrder.LAST_CHANGED, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
         filters = {"site": site, "status": status, "tag": tag}
         return render(
             request,
             "statements.html",
             {
-                "statements": shown,
-                "total": len(found),
+                "statements": found.statements,
+                "total": found.total,
                 "page": page,
-                "pages": max(1, -(-len(found) // PAGE_SIZE)),
+                "pages": max(1, -(-found.total // PAGE_SIZE)),
                 "filters": filters,
                 "sites": archive.sites(),
             },
@@ -162,16 +165,15 @@ def pages(archive: Archive) -> APIRouter:
         kind: EventKind | None = None,
         before: Annotated[int | None, Query(ge=1, le=MAX_NUMBER)] = None,
     ) -> HTMLResponse:
-        events = archive.changes(
-            site=site or None, kinds=[kind] if kind else [], before=before, limit=PAGE_SIZE + 1
-        )
-        older = events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None
+        where = EventFilter(site=site or None, kinds=(kind,) if kind else ())
+        found = archive.event_page(where, before=before, limit=PAGE_SIZE)
         return render(
             request,
             "changes.html",
             {
-                "events": events[:PAGE_SIZE],
-                "older": older,
+                "events": found.events,
+                "total": found.total,
+                "older": found.older,
                 "filters": {"site": site, "kind": kind and str(kind)},
                 "kinds": list(EventKind),
             },
