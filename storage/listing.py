@@ -93,10 +93,15 @@ def statement_page(
         rows = session.execute(whole.order_by(*_ORDER[order]).offset(offset)).all()
         page = tuple(summary_of(row) for row in rows)
     else:
-        page_ids = session.scalars(ids.limit(limit).offset(offset)).all()
+        # A filter on the revision reads every statement anyway: count in the same pass.
+        counted = ids.add_columns(func.count().over()) if of_revision else ids
+        found = session.execute(counted.limit(limit).offset(offset)).all()
+        page_ids = [row[0] for row in found]
         rows = session.execute(_with_current(*_SUMMARY_COLUMNS).where(_S.id.in_(page_ids))).all()
         by_id = {row.id: summary_of(row) for row in rows}
         page = tuple(by_id[statement_id] for statement_id in page_ids)
+        if of_revision and found:
+            return StatementPage(page, found[0][1])
     if (limit is None or len(page) < limit) and (page or offset == 0):
         return StatementPage(page, offset + len(page))  # the last page: no need to count
     if of_revision:
