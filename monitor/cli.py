@@ -20,8 +20,18 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import THIN_OBSERVATIONS_AFTER, ConfigError, Settings, load_settings
+from config.missions import (
+    Catalog,
+    CatalogDiff,
+    Mission,
+    compare_catalog,
+    load_catalog,
+    write_catalog,
+)
+from config.missions import refreshed as refreshed_catalog
 from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
+from crawler.switcher import SwitcherUnavailable, read_switcher
 from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
 from monitor.display import one_line, visible
@@ -568,6 +578,113 @@ def _write_whole(chunks: Iterable[bytes], output: str) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return written
+
+
+@main.command()
+@config_option
+@json_option
+@click.option("--refresh", is_flag=True, help="Compare with a live page's country switcher.")
+@click.option(
+    "--from",
+    "page_url",
+    metavar="URL",
+    default=None,
+    help="The page whose switcher is read (default: the first configured listing).",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    default=None,
+    help="With --refresh: write the updated catalog here (default: [missions] catalog, if set).",
+)
+def missions(
+    config_path: str | None,
+    as_json: bool,
+    refresh: bool,
+    page_url: str | None,
+    output: str | None,
+) -> None:
+    """List the catalog of U.S. mission sites that [[sites]] missions = [...] can name."""
+    settings = _settings(config_path)
+    try:
+        catalog = load_catalog(settings.missions.catalog)
+    except ConfigError as error:
+        _fail(f"config error: {error}", EXIT_USAGE)
+    if not refresh:
+        _print_catalog(catalog, as_json)
+        return
+    url = page_url or settings.sites[0].listing_urls[0]
+    try:
+        diff = compare_catalog(catalog, read_switcher(url, settings.crawl))
+    except SwitcherUnavailable as error:
+        _fail(str(error))
+    _print_catalog_diff(diff, url, as_json)
+    target = output or settings.missions.catalog
+    if target and not diff.unchanged:
+        try:
+            write_catalog(refreshed_catalog(catalog, diff), target)
+        except ConfigError as error:
+            _fail(str(error))
+        click.echo(f"wrote the updated catalog to {target}", err=True)
+    elif not diff.unchanged:
+        click.echo("not saved: give -o FILE, then set [missions] catalog = FILE", err=True)
+
+
+def _mission_json(mission: Mission) -> dict[str, Any]:
+    return {
+        "key": mission.key,
+        "host": mission.host,
+        "mission": mission.name,
+        "kind": mission.kind,
+        "country_code": mission.country_code or None,
+        "timezone": mission.timezone,
+        "languages": list(mission.languages),
+        "sites": [mission.site_name(language) for language in mission.languages],
+    }
+
+
+def _print_catalog(catalog: Catalog, as_json: bool) -> None:
+    if as_json:
+        _print_json([_mission_json(mission) for mission in catalog.missions])
+        return
+    for m in catalog.missions:
+        click.echo(
+            f"{m.key:<18} {' '.join(m.languages):<6} {m.kind:<9} {m.timezone:<30} "
+            f"{one_line(m.host, 40):<32} {one_line(m.name, 60)}"
+        )
+    click.echo(f"{len(catalog.missions)} missions", err=True)
+
+
+def _print_catalog_diff(diff: CatalogDiff, url: str, as_json: bool) -> None:
+    if as_json:
+        _print_json(
+            {
+                "page": url,
+                "added": [_mission_json(m) for m in diff.added],
+                "missing": [m.key for m in diff.missing],
+                "renamed": [
+                    {"key": r.mission.key, "was": r.mission.name, "now": r.label}
+                    for r in diff.renamed
+                ],
+                "ignored": [{"label": link.label, "url": link.url} for link in diff.ignored],
+            }
+        )
+        return
+    click.echo(f"country switcher of {one_line(url)}:")
+    for m in diff.added:
+        click.echo(f"  new      {m.key:<18} {one_line(m.host, 40)}  {one_line(m.name, 60)}")
+    for item in diff.renamed:
+        click.echo(
+            f"  renamed  {item.mission.key:<18} {one_line(item.mission.name, 40)} -> "
+            f"{one_line(item.label, 60)}"
+        )
+    for m in diff.missing:
+        click.echo(f"  unlinked {m.key:<18} {m.host} (kept in the catalog)")
+    for link in diff.ignored:
+        click.echo(f"  ignored  {one_line(link.url, 60)} (not a mission platform host)")
+    if diff.unchanged:
+        click.echo("  the catalog matches the switcher")
 
 
 def _find(app: App, ref: str) -> StatementSummary:
