@@ -163,6 +163,8 @@ class SiteSettings(_Section):
     extra_hosts: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
     # The site's own time zone: a page showing only a calendar date is dated midnight there.
     timezone: str = "Asia/Shanghai"
+    # Whom the site speaks for, as pages and citations name it ("China"); set for missions.
+    mission: str = Field(default="", max_length=200)
 
     @field_validator("timezone")
     @classmethod
@@ -300,7 +302,7 @@ class LoggingSettings(_Section):
 
 
 def _default_sites() -> tuple[SiteSettings, ...]:
-    return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,)),)
+    return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,), mission="China"),)
 
 
 class Settings(_Section):
@@ -416,6 +418,7 @@ def _site_entries(entry: Any, catalog: Catalog) -> list[Any]:
             "name": mission.site_name(language),
             "listing_urls": [mission.listing_url(language)],
             "timezone": mission.timezone,
+            "mission": mission.name,
         }
         for mission in missions
         for language in mission.languages

@@ -70,7 +70,7 @@ class App:
     def web(self) -> FastAPI:
         from monitor.web.site import create_app  # imports FastAPI: only when serving
 
-        return create_app(self.archive, self.health)
+        return create_app(self.archive, self.health, self.settings.sites)
 
     def thin_observations(
         self, older_than: float | None = None, cancelled: Callable[[], bool] = lambda: False

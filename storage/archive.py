@@ -37,6 +37,7 @@ from storage import models
 from storage.content import compare, content_hash
 from storage.engine import READ_ONLY, database_label, make_engine, sqlite_file
 from storage.events import emit, event_record
+from storage.kept_pages import revision_page
 from storage.migrate import upgrade
 from storage.outbox import Outbox
 from storage.records import (
@@ -50,6 +51,7 @@ from storage.records import (
     EventPolicy,
     ExtractionFailure,
     HealthCondition,
+    KeptPage,
     KnownStatement,
     ListingPage,
     Outcome,
@@ -756,6 +758,11 @@ class Archive:
         """Every revision whose title or body contains `query` (any length, Chinese too)."""
         with self._reading() as session:
             return search_revisions(session, query, limit, offset)
+
+    def revision_page(self, statement_id: int, number: int) -> KeptPage | None:
+        """The raw page revision `number` was read from, if its bytes were kept."""
+        with self._reading() as session:
+            return revision_page(session, statement_id, number)
 
     def raw_body(self, sha256: str) -> bytes | None:
         with self._reading() as session:

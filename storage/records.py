@@ -345,3 +345,14 @@ class Tallies:
     outbox: dict[str, int]  # by delivery status
     oldest_waiting_at: datetime | None  # the oldest alert not yet delivered nor given up
     sites: tuple[SiteState, ...]
+
+
+@dataclass(frozen=True)
+class KeptPage:
+    """The raw page a revision was read from, as kept in the archive."""
+
+    sha256: str
+    size: int
+    fetched_at: datetime
+    url: str
+    status: int | None
