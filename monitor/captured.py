@@ -101,7 +101,7 @@ def _replace_media(document: html.HtmlElement) -> int:
     for element in document.cssselect(", ".join(_MEDIA)):
         if element.getparent() is None:
             continue
-        label = (element.get("alt") or element.get("title") or element.get("aria-label") or "")
+        label = element.get("alt") or element.get("title") or element.get("aria-label") or ""
         placeholder = etree.Element("span", style=_PLACEHOLDER_STYLE)
         placeholder.set("class", "embassy-watch-placeholder")
         placeholder.text = f"[{element.tag}{': ' + label[:MAX_PLACEHOLDER_TEXT] if label else ''}]"
@@ -116,8 +116,18 @@ def _disarm_links(document: html.HtmlElement) -> int:
     for element in document.iter():
         if not isinstance(element.tag, str):
             continue
-        for name in ("href", "src", "srcset", "action", "formaction", "poster", "background",
-                     "ping", "xlink:href", "data"):
+        for name in (
+            "href",
+            "src",
+            "srcset",
+            "action",
+            "formaction",
+            "poster",
+            "background",
+            "ping",
+            "xlink:href",
+            "data",
+        ):
             value = element.attrib.pop(name, None)
             if value is not None and name == "href" and element.tag == "a":
                 element.set("title", value[:2048])
