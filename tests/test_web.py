@@ -44,6 +44,13 @@ def test_the_statement_list_shows_latest_changes_first_and_filters(served: Serve
     ]
     assert "removed · 已删除" in removed
     assert "No statements match" in served.page("/?tag=" + quote("没有这个标签"))
+    # "Last change" only for statements that changed; the others say since when unchanged.
+    entries = re.findall(r'<li class="statement.*?</li>', page, re.S)
+    edited = next(e for e in entries if f'href="/statements/{served.edited_id}"' in e)
+    assert "Last change · 最近修改" in edited
+    unchanged = [e for e in entries if "1 revision ·" in e]
+    assert unchanged and all("Last change" not in e for e in unchanged)
+    assert all("Unchanged since archived · 存档后未修改" in e for e in unchanged)
 
 
 def test_a_timeline_links_each_revision_and_its_diff(served: Served) -> None:
