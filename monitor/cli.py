@@ -161,6 +161,12 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
             _print_round(app.dispatcher().deliver_due())
         except SQLAlchemyError as error:
             _fail(f"alerts not sent (they stay queued): {first_line(error)}")
+        try:
+            stamped = app.timestamper().stamp_due()
+        except SQLAlchemyError as error:
+            _fail(f"timestamps not requested (they stay queued): {first_line(error)}")
+        if stamped:
+            click.echo(stamped.summary_line())
     if any(report.failed for report in reports):
         sys.exit(EXIT_FAILED)
     if any(report.problems for report in reports):
