@@ -548,7 +548,8 @@ def diff(
     type=click.Choice([f.value for f in ExportFormat]),
     default=ExportFormat.JSONL.value,
     show_default=True,
-    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1).",
+    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1); "
+    "wacz: the raw pages as a WACZ 1.1.1 package with their timestamps and proofs.",
 )
 @click.option(
     "-o",
