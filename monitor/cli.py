@@ -589,6 +589,53 @@ def _write_whole(chunks: Iterable[bytes], output: str) -> int:
 
 @main.command()
 @config_option
+@click.argument("target", metavar="FILE|STATEMENT")
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    metavar="PEM",
+    help="Trust this CA certificate file (repeatable; default: [evidence] tsa_certificates).",
+)
+def verify(config_path: str | None, target: str, tsa_certs: tuple[str, ...]) -> None:
+    """Check the evidence of a WACZ package (FILE) or of a statement's raw pages (STATEMENT).
+
+    Every hash, every inclusion proof and every timestamp token, offline. Exit 0 when every
+    page is proven, 1 when anything was changed, 3 when intact but some pages have no
+    timestamp yet.
+    """
+    from monitor.verify import TrustError, load_trust, verify_archive, verify_wacz
+
+    paths = tsa_certs or _settings(config_path).evidence.tsa_certificates
+    if not paths:
+        _fail("no trusted TSA certificate: give --tsa-cert PEM or set [evidence] "
+              "tsa_certificates", EXIT_USAGE)  # fmt: skip
+    try:
+        roots = load_trust(paths)
+    except TrustError as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo("trusting: " + "; ".join(root.subject.rfc4514_string() for root in roots))
+    if Path(target).is_file():
+        report = verify_wacz(Path(target), roots)
+    else:
+        with _app(config_path) as app:
+            found = _find(app, target)
+            report = verify_archive(app.timestamper().evidence.kept_pages(found.id), roots)
+    for proven in report.proven:
+        click.echo(f"proven: {proven}")
+    for unproven in report.unproven:
+        click.echo(f"not timestamped: {unproven}")
+    for problem in report.problems:
+        click.echo(f"CHANGED: {problem}")
+    click.echo(report.summary_line())
+    if report.tampered:
+        sys.exit(EXIT_FAILED)
+    if report.unproven:
+        sys.exit(EXIT_PARTIAL)
+
+
+@main.command()
+@config_option
 @json_option
 @click.option("--refresh", is_flag=True, help="Compare with a live page's country switcher.")
 @click.option(

@@ -16,6 +16,7 @@ from tests.helpers import EmbassyWatch, write_config
 
 if TYPE_CHECKING:
     from tests.served import Served
+from tests.chain import Chain, evidence_chain
 from tests.receivers import MailServer, WebhookSink
 from tests.replica.site import ReplicaSite
 from tests.tsa import LocalTSA, TestCA
@@ -109,3 +110,10 @@ def tsa(test_ca: TestCA) -> Iterator[LocalTSA]:
     server = LocalTSA(test_ca).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def chain(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    """The replica crawled, edited and crawled again with a local TSA, then exported as WACZ."""
+    with evidence_chain(test_ca, tmp_path_factory.mktemp("chain")) as built:
+        yield built

@@ -194,6 +194,9 @@ def test_without_a_tsa_nothing_is_sealed_until_one_is_configured(
     ew.crawl()
     with ew.archive() as archive:
         assert Evidence(archive.engine).counts() == dict.fromkeys(StampStatus, 0)
+    unproven = ew.run("verify", "1", "--tsa-cert", str(test_ca.root_pem), expect=3).stdout
+    assert "not timestamped: " in unproven and "not sealed in a hash tree" in unproven
+    assert "0 page(s) proven" in unproven and "nothing was changed" in unproven
     ew = _evidence_ew(replica, tmp_path, [tsa.url], test_ca)  # the same archive, now with a TSA
     assert "timestamps: 1 stamped" in ew.crawl().stdout
     with ew.archive() as archive, archive.engine.connect() as db:

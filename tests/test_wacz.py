@@ -10,58 +10,14 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from storage import hashtree
-from tests.helpers import EmbassyWatch, write_config
-from tests.replica.site import ReplicaSite
-from tests.tsa import LocalTSA, TestCA
+from tests.chain import EDITED, Chain
 
 WACZ_VALIDATOR = Path(sys.executable).with_name("wacz")
-EDITED = "statement-24"
-
-
-@dataclass
-class Chain:
-    ew: EmbassyWatch
-    tsa: LocalTSA
-    ca: TestCA
-    package: Path
-    statement_package: Path
-    statement_id: int
-    directory: Path
-
-
-@pytest.fixture(scope="module")
-def chain(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    """Crawl, edit, crawl (each cycle timestamped), then export the archive and one statement."""
-    directory = tmp_path_factory.mktemp("chain")
-    replica, tsa = ReplicaSite().start(), LocalTSA(test_ca).start()
-    try:
-        url = f"sqlite:///{directory / 'archive.db'}"
-        evidence = {"tsa_urls": [tsa.url], "tsa_certificates": [str(test_ca.root_pem)]}
-        config = write_config(
-            directory, url, [replica.listing_url], sections={"evidence": evidence}
-        )
-        ew = EmbassyWatch(config, url)
-        ew.crawl()
-        first = replica.statement(EDITED)
-        replica.edit(EDITED, paragraphs=[p.replace("项", "項") for p in first.paragraphs])
-        ew.crawl()
-        statement_id = ew.statement_id(replica.url(first.path))
-        package = directory / "archive.wacz"
-        ew.run("export", "--format", "wacz", "-o", str(package))
-        statement_package = directory / "statement.wacz"
-        ew.run("export", str(statement_id), "--format", "wacz", "-o", str(statement_package))
-        yield Chain(ew, tsa, test_ca, package, statement_package, statement_id, directory)
-    finally:
-        tsa.stop()
-        replica.stop()
 
 
 def _validate(package: Path) -> subprocess.CompletedProcess[str]:
