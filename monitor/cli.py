@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,6 +57,9 @@ from storage.records import (
     StatementFilter,
     StatementSummary,
 )
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 NUMBER = click.IntRange(1, MAX_NUMBER)  # ids and revision numbers
 EXIT_FAILED = 1
@@ -571,6 +574,22 @@ def export(config_path: str | None, statement: str | None, fmt: str, output: str
         click.echo(f"wrote {written:,} bytes to {output}", err=True)
 
 
+def _trusted(config_path: str | None, tsa_certs: tuple[str, ...]) -> list[Certificate]:
+    """The certificates `verify` trusts: --tsa-cert, else [evidence] tsa_certificates."""
+    from monitor.verify import TrustError, load_trust
+
+    paths = tsa_certs or _settings(config_path).evidence.tsa_certificates
+    if not paths:
+        _fail("no trusted TSA certificate: give --tsa-cert PEM or set [evidence] "
+              "tsa_certificates", EXIT_USAGE)  # fmt: skip
+    try:
+        roots = load_trust(paths)
+    except TrustError as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo("trusting: " + "; ".join(root.subject.rfc4514_string() for root in roots))
+    return roots
+
+
 def _write_whole(chunks: Iterable[bytes], output: str) -> int:
     """Stream to stdout, or to a temporary file renamed into place once complete."""
     if output == "-":
@@ -604,22 +623,14 @@ def verify(config_path: str | None, target: str, tsa_certs: tuple[str, ...]) -> 
     page is proven, 1 when anything was changed, 3 when intact but some pages have no
     timestamp yet.
     """
-    from monitor.verify import TrustError, load_trust, verify_archive, verify_wacz
+    from monitor.verify import verify_archive, verify_wacz
 
-    paths = tsa_certs or _settings(config_path).evidence.tsa_certificates
-    if not paths:
-        _fail("no trusted TSA certificate: give --tsa-cert PEM or set [evidence] "
-              "tsa_certificates", EXIT_USAGE)  # fmt: skip
-    try:
-        roots = load_trust(paths)
-    except TrustError as error:
-        _fail(str(error), EXIT_USAGE)
-    click.echo("trusting: " + "; ".join(root.subject.rfc4514_string() for root in roots))
     if Path(target).is_file():
-        report = verify_wacz(Path(target), roots)
+        report = verify_wacz(Path(target), _trusted(config_path, tsa_certs))
     else:
-        with _app(config_path) as app:
+        with _app(config_path) as app:  # no archive: said first, as by every reading command
             found = _find(app, target)
+            roots = _trusted(config_path, tsa_certs)
             report = verify_archive(app.timestamper().evidence.kept_pages(found.id), roots)
     for proven in report.proven:
         click.echo(f"proven: {proven}")

@@ -217,3 +217,22 @@ def test_a_byte_changed_in_the_archive_is_found_by_verify_statement(chain: Chain
         )
     out = tampered.run("verify", "1", "--tsa-cert", str(chain.ca.root_pem), expect=1).stdout
     assert "CHANGED: tree 1's token from" in out and "does not verify" in out
+
+
+def test_verify_says_what_it_needs_in_one_line(chain: Chain, tmp_path: Path) -> None:
+    from tests.helpers import EmbassyWatch, write_config
+
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    bare = EmbassyWatch(write_config(tmp_path, url, ["http://127.0.0.1:9/"]), url)
+    done = bare.run("verify", str(chain.package), expect=2)
+    assert done.stderr == (
+        "embassy-watch: no trusted TSA certificate: give --tsa-cert PEM or set [evidence] "
+        "tsa_certificates\n"
+    )
+    done = bare.run("verify", str(chain.package), "--tsa-cert", str(tmp_path / "no.pem"), expect=2)
+    assert done.stderr.startswith(f"embassy-watch: cannot read {tmp_path / 'no.pem'}: ")
+    not_a_package = tmp_path / "notes.txt"
+    not_a_package.write_text("hello", encoding="utf-8")
+    out = bare.run("verify", str(not_a_package), "--tsa-cert", str(chain.ca.root_pem), expect=1)
+    assert f"CHANGED: {not_a_package}: not a readable ZIP file" in out.stdout
+    assert not (tmp_path / "none.db").exists()
