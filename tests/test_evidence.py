@@ -241,3 +241,34 @@ def test_the_queue_and_the_proofs_on_each_backend(archive: Archive, tsa: LocalTS
         )
         [token] = inclusion.batch.tokens
         assert token.tsa_url == tsa.url and inclusion.batch.waiting == ()
+
+
+def test_run_keeps_crawling_while_the_tsa_is_down_and_stamps_once_it_is_back(
+    replica: ReplicaSite, tsa: LocalTSA, test_ca: TestCA, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    sections: dict[str, dict[str, object]] = {
+        "schedule": {"interval": "1s", "jitter": 0},
+        "health": {"stale_after": 1000},
+        "evidence": {
+            "tsa_urls": [tsa.url],
+            "timeout": "2s",
+            "retry_backoff": "0.2s",
+            "max_backoff": "1s",
+            "check_every": "0.2s",
+        },
+    }
+    ew = EmbassyWatch(write_config(tmp_path, url, [replica.listing_url], sections=sections), url)
+    tsa.refusing = True
+    with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+        daemon.wait_for_log("timestamp of tree 1 by")
+        daemon.wait_for_log("replica: done", count=3)  # the crawls go on meanwhile
+        tsa.refusing = False
+        daemon.wait_for_log("tree 1 timestamped")
+        replica.edit(EDITED, title="增进全世界的人权（修订）")
+        daemon.wait_for_log("tree 2 timestamped")
+        assert daemon.terminate() == 0
+    with ew.archive() as archive, archive.engine.connect() as db:
+        stamps = db.execute(select(models.EvidenceStamp)).all()
+    assert [(s.batch_id, s.status) for s in stamps] == [(1, "stamped"), (2, "stamped")]
+    assert stamps[0].attempts >= 2 and tsa.stamped == 2  # retried; each tree stamped once
