@@ -147,15 +147,19 @@ class Timestamper:
         if not self.enabled:
             return StampRound()
         stamped, failed, errors = 0, 0, []
+        down: set[str] = set()
         for due in self.evidence.due(self.clock(), self.settings.tsa_urls):
             if stopping():
                 break
+            if due.tsa_url in down:
+                continue  # one timeout per TSA and round: its other requests wait, untried
             error = self._stamp(due)
             if error is None:
                 stamped += 1
             elif error:
                 failed += 1
                 errors.append(f"{due.tsa_url}: {error}")
+                down.add(due.tsa_url)
         return StampRound(stamped, failed, tuple(errors))
 
     def _stamp(self, due: StampDue) -> str | None:

@@ -1,4 +1,5 @@
-"""The archive out: every revision as JSON Lines or CSV, every kept raw capture as WARC.
+"""The archive out: every revision as JSON Lines or CSV, every kept raw capture as WARC
+(or WACZ with its evidence: `monitor.wacz`).
 
 Everything streams (one statement's revisions, one capture at a time), so exporting
 a large archive needs little memory, over HTTP or to a file.

@@ -219,6 +219,8 @@ class Evidence:
 
 
 def _seal(session: Session, site: str, now: datetime, tsa_urls: Sequence[str]) -> Sealed | None:
+    # The site's pages after the newest one already sealed: observation ids only grow, and
+    # a site's pages are written by its one crawl, which has finished when this runs.
     observation, batch = models.Observation, models.EvidenceBatch
     covered = session.scalar(select(func.max(batch.last_observation_id)).where(batch.site == site))
     rows = session.execute(

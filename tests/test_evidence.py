@@ -272,3 +272,28 @@ def test_run_keeps_crawling_while_the_tsa_is_down_and_stamps_once_it_is_back(
         stamps = db.execute(select(models.EvidenceStamp)).all()
     assert [(s.batch_id, s.status) for s in stamps] == [(1, "stamped"), (2, "stamped")]
     assert stamps[0].attempts >= 2 and tsa.stamped == 2  # retried; each tree stamped once
+
+
+def test_a_tsa_that_fails_is_tried_once_a_round(sqlite_url: str, tsa: LocalTSA) -> None:
+    archive = Archive.open(sqlite_url)
+    try:
+        evidence = Evidence(archive.engine)
+        now = datetime.now(UTC)
+        for n in range(3):  # three cycles, three trees
+            url = f"https://example.org/{n}"
+            capture = Capture(
+                site="s", kind=PageKind.LISTING, requested_url=url, final_url=url,
+                fetched_at=now, status=200, body=f"<p>{n}</p>".encode(),
+            )  # fmt: skip
+            archive.record_listing(capture, None)
+            assert evidence.seal("s", now, [tsa.url]) is not None
+        tsa.refusing = True
+        stamper = Timestamper(evidence, EvidenceSettings(tsa_urls=(tsa.url,)), "test")
+        done = stamper.stamp_due()
+        assert (done.stamped, done.failed) == (0, 1)
+        assert [attempts for _, attempts, _ in evidence.last_errors()] == [1]
+        assert len(evidence.due(now + timedelta(seconds=1), [tsa.url])) == 2  # untried, due
+        tsa.refusing = False
+        assert stamper.stamp_due().stamped == 2
+    finally:
+        archive.close()
