@@ -102,7 +102,7 @@ def main() -> None:
             report, cpu, wall = timed(lambda: verify_wacz(work / "archive.wacz", roots))
             assert len(report.proven) == pages and not report.problems
             rows.append(("verify the WACZ package", cpu, wall, ""))
-            report, cpu, wall = timed(lambda: verify_archive(evidence.kept_pages(), roots))
+            report, cpu, wall = timed(lambda: verify_archive(evidence.kept_captures(), roots))
             assert len(report.proven) == pages and not report.problems
             rows.append(("verify the archive's pages", cpu, wall, ""))
         finally:

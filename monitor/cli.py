@@ -631,7 +631,7 @@ def verify(config_path: str | None, target: str, tsa_certs: tuple[str, ...]) -> 
         with _app(config_path) as app:  # no archive: said first, as by every reading command
             found = _find(app, target)
             roots = _trusted(config_path, tsa_certs)
-            report = verify_archive(app.timestamper().evidence.kept_pages(found.id), roots)
+            report = verify_archive(app.timestamper().evidence.kept_captures(found.id), roots)
     for proven in report.proven:
         click.echo(f"proven: {proven}")
     for unproven in report.unproven:

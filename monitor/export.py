@@ -84,7 +84,7 @@ def _wacz(archive: Archive, statement: StatementSummary | None) -> Iterator[byte
 
     statements = [statement] if statement else archive.statements(StatementFilter())
     titles = {s.id: s.title for s in statements}
-    kept = Evidence(archive.engine).kept_pages(statement.id if statement else None)
+    kept = Evidence(archive.engine).kept_captures(statement.id if statement else None)
     what = f"statement {statement.id}: {statement.url}" if statement else "the whole archive"
     return wacz_chunks(kept, titles, f"embassy-watch: {what}")
 

@@ -36,7 +36,7 @@ from monitor.wacz import (
     WARC_PATH,
 )
 from storage import hashtree
-from storage.evidence import KeptPage
+from storage.evidence import KeptCapture
 
 
 class TrustError(Exception):
@@ -237,7 +237,7 @@ def _proof_holds(claim: ProofClaim, root: str) -> bool:
 # -- a statement in the archive ------------------------------------------------------------
 
 
-def verify_archive(kept: Iterable[KeptPage], roots: Sequence[x509.Certificate]) -> Report:
+def verify_archive(kept: Iterable[KeptCapture], roots: Sequence[x509.Certificate]) -> Report:
     """The raw pages as stored: their bytes, proofs and tokens (a database edit shows)."""
     report = Report()
     pages = list(kept)

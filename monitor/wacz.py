@@ -36,7 +36,7 @@ from warcio.warcwriter import WARCWriter
 
 from monitor.export import response_record
 from monitor.views import iso
-from storage.evidence import Batch, KeptPage
+from storage.evidence import Batch, KeptCapture
 from storage.records import Capture, PageKind
 
 WACZ_VERSION = "1.1.1"
@@ -63,7 +63,7 @@ class _Contents:
 
 
 def wacz_chunks(
-    kept: Iterable[KeptPage], titles: Mapping[int, str | None], title: str
+    kept: Iterable[KeptCapture], titles: Mapping[int, str | None], title: str
 ) -> Iterator[bytes]:
     """The package as chunks of bytes (built whole first, in a temporary folder)."""
     with tempfile.TemporaryDirectory(prefix="embassy-watch-wacz-") as work:
@@ -74,7 +74,7 @@ def wacz_chunks(
 
 
 def build_wacz(
-    work: Path, kept: Iterable[KeptPage], titles: Mapping[int, str | None], title: str
+    work: Path, kept: Iterable[KeptCapture], titles: Mapping[int, str | None], title: str
 ) -> Path:
     files: dict[str, bytes | Path] = {}
     warc = work / "data.warc.gz"
@@ -98,7 +98,7 @@ def build_wacz(
 
 
 def _write_warc(
-    target: Path, kept: Iterable[KeptPage], titles: Mapping[int, str | None]
+    target: Path, kept: Iterable[KeptCapture], titles: Mapping[int, str | None]
 ) -> _Contents:
     contents = _Contents()
     with target.open("wb") as handle:
@@ -127,7 +127,7 @@ def _write_warc(
     return contents
 
 
-def _capture(page: KeptPage) -> Capture:
+def _capture(page: KeptCapture) -> Capture:
     return Capture(
         site=page.site,
         kind=PageKind(page.kind),
@@ -140,7 +140,7 @@ def _capture(page: KeptPage) -> Capture:
     )
 
 
-def _request_record(writer: WARCWriter, page: KeptPage, response: Any) -> Any:
+def _request_record(writer: WARCWriter, page: KeptCapture, response: Any) -> Any:
     """What was asked: GET of the final URL (the crawler's own headers are not kept)."""
     parts = urlsplit(page.final_url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -158,7 +158,9 @@ def _request_record(writer: WARCWriter, page: KeptPage, response: Any) -> Any:
     )
 
 
-def _page_entry(page: KeptPage, record_id: str, titles: Mapping[int, str | None]) -> dict[str, Any]:
+def _page_entry(
+    page: KeptCapture, record_id: str, titles: Mapping[int, str | None]
+) -> dict[str, Any]:
     title = titles.get(page.statement_id) if page.statement_id is not None else None
     return {
         "id": record_id.removeprefix("<urn:uuid:").removesuffix(">"),
@@ -168,7 +170,7 @@ def _page_entry(page: KeptPage, record_id: str, titles: Mapping[int, str | None]
     }
 
 
-def _proof_entry(page: KeptPage, record_id: str) -> dict[str, Any]:
+def _proof_entry(page: KeptCapture, record_id: str) -> dict[str, Any]:
     """The record's evidence: the hash tree its page's SHA-256 was sealed in, and the path."""
     entry: dict[str, Any] = {
         "record_id": record_id,

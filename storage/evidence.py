@@ -81,7 +81,7 @@ class Inclusion:
 
 
 @dataclass(frozen=True)
-class KeptPage:
+class KeptCapture:
     """A raw page kept, its bytes as stored, and its evidence (None: not sealed yet)."""
 
     observation_id: int
@@ -191,7 +191,7 @@ class Evidence:
             ).all()
         return [(url, attempts, error or "") for url, attempts, error in rows]
 
-    def kept_pages(self, statement_id: int | None = None) -> Iterator[KeptPage]:
+    def kept_captures(self, statement_id: int | None = None) -> Iterator[KeptCapture]:
         """Every raw page kept, oldest first, with its evidence (streamed)."""
         observation, blob, leaf = models.Observation, models.Blob, models.EvidenceLeaf
         query = (
@@ -215,7 +215,7 @@ class Evidence:
                         placed.sha256,
                         tuple(placed.path),
                     )
-                yield _kept_page(row, zlib.decompress(data), inclusion)
+                yield _kept_capture(row, zlib.decompress(data), inclusion)
 
 
 def _seal(session: Session, site: str, now: datetime, tsa_urls: Sequence[str]) -> Sealed | None:
@@ -286,8 +286,8 @@ def _batch(session: Session, batch_id: int) -> Batch:
     return Batch(row.id, row.site, row.sealed_at, row.tree_size, row.root, tokens, waiting)
 
 
-def _kept_page(row: models.Observation, body: bytes, inclusion: Inclusion | None) -> KeptPage:
-    return KeptPage(
+def _kept_capture(row: models.Observation, body: bytes, inclusion: Inclusion | None) -> KeptCapture:
+    return KeptCapture(
         observation_id=row.id,
         site=row.site,
         kind=row.kind,

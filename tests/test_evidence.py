@@ -226,7 +226,7 @@ def test_the_queue_and_the_proofs_on_each_backend(archive: Archive, tsa: LocalTS
     assert evidence.seal("s", now, [tsa.url]) is None  # nothing new
     stamper = Timestamper(evidence, EvidenceSettings(tsa_urls=(tsa.url,)), "test")
     assert stamper.stamp_due().stamped == 1
-    pages = list(evidence.kept_pages())
+    pages = list(evidence.kept_captures())
     assert [page.body for page in pages] == [f"<p>page {n}</p>".encode() for n in range(3)]
     for page in pages:
         inclusion = page.inclusion

@@ -163,7 +163,7 @@ def test_a_forgery_with_every_hash_recomputed_is_still_found(chain: Chain) -> No
     # Someone edits a page and rebuilds the whole package around it, every hash and index
     # consistent (with this program's own builder): only the timestamped root can tell.
     with chain.ew.archive() as archive:
-        kept = list(Evidence(archive.engine).kept_pages())
+        kept = list(Evidence(archive.engine).kept_captures())
         titles = {s.id: s.title for s in archive.statements(StatementFilter())}
     last = max(i for i, page in enumerate(kept) if page.final_url.endswith(f"/{EDITED}/"))
     page = kept[last]
