@@ -16,6 +16,7 @@ SCRIPTS = (
     "diff_and_growth.py",
     "thinning.py",
     "archive_queries.py",
+    "evidence.py",
 )
 
 

@@ -301,6 +301,46 @@ class LoggingSettings(_Section):
     )
 
 
+class EvidenceSettings(_Section):
+    tsa_urls: tuple[str, ...] = Field(
+        default=(),
+        max_length=MAX_URLS,
+        description="RFC 3161 Time-Stamp Authorities each cycle's captures are stamped by",
+    )
+    tsa_certificates: tuple[str, ...] = Field(
+        default=(),
+        max_length=MAX_URLS,
+        description="PEM files of the CA certificates trusted when verifying timestamps",
+    )
+    timeout: Annotated[Duration, within("1s", "10m")] = Field(
+        default=30.0, description="longest one timestamp request may take"
+    )
+    retry_backoff: Annotated[Duration, within("0.1s", "1d")] = Field(
+        default=60.0, description="first retry wait after a TSA failed; doubles"
+    )
+    max_backoff: Annotated[Duration, within("1s", "7d")] = 3600.0
+    check_every: Annotated[Duration, within("0.1s", "1h")] = Field(
+        default=10.0, description="how often `run` sends the timestamp requests due"
+    )
+
+    @field_validator("tsa_urls", "tsa_certificates", mode="before")
+    @classmethod
+    def _split_env_list(cls, value: Any) -> Any:
+        # From the environment: separated by whitespace, as [notify] urls.
+        return tuple(value.split()) if isinstance(value, str) else value
+
+    @field_validator("tsa_urls")
+    @classmethod
+    def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a TSA is listed twice")
+        return urls
+
+
 def _default_sites() -> tuple[SiteSettings, ...]:
     return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,), mission="China"),)
 
@@ -314,6 +354,7 @@ class Settings(_Section):
     serve: ServeSettings = ServeSettings()
     logging: LoggingSettings = LoggingSettings()
     missions: MissionsSettings = MissionsSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     sites: tuple[SiteSettings, ...] = Field(
         default_factory=_default_sites, min_length=1, max_length=MAX_SITES
     )
@@ -352,6 +393,7 @@ _ENV_SECTIONS: dict[str, type[_Section]] = {
     "serve": ServeSettings,
     "logging": LoggingSettings,
     "missions": MissionsSettings,
+    "evidence": EvidenceSettings,
 }
 
 

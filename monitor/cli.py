@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,6 +57,9 @@ from storage.records import (
     StatementFilter,
     StatementSummary,
 )
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 NUMBER = click.IntRange(1, MAX_NUMBER)  # ids and revision numbers
 EXIT_FAILED = 1
@@ -161,6 +164,12 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
             _print_round(app.dispatcher().deliver_due())
         except SQLAlchemyError as error:
             _fail(f"alerts not sent (they stay queued): {first_line(error)}")
+        try:
+            stamped = app.timestamper().stamp_due()
+        except SQLAlchemyError as error:
+            _fail(f"timestamps not requested (they stay queued): {first_line(error)}")
+        if stamped:
+            click.echo(stamped.summary_line())
     if any(report.failed for report in reports):
         sys.exit(EXIT_FAILED)
     if any(report.problems for report in reports):
@@ -542,7 +551,8 @@ def diff(
     type=click.Choice([f.value for f in ExportFormat]),
     default=ExportFormat.JSONL.value,
     show_default=True,
-    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1).",
+    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1); "
+    "wacz: the raw pages as a WACZ 1.1.1 package with their timestamps and proofs.",
 )
 @click.option(
     "-o",
@@ -564,6 +574,22 @@ def export(config_path: str | None, statement: str | None, fmt: str, output: str
         click.echo(f"wrote {written:,} bytes to {output}", err=True)
 
 
+def _trusted(config_path: str | None, tsa_certs: tuple[str, ...]) -> list[Certificate]:
+    """The certificates `verify` trusts: --tsa-cert, else [evidence] tsa_certificates."""
+    from monitor.verify import TrustError, load_trust
+
+    paths = tsa_certs or _settings(config_path).evidence.tsa_certificates
+    if not paths:
+        _fail("no trusted TSA certificate: give --tsa-cert PEM or set [evidence] "
+              "tsa_certificates", EXIT_USAGE)  # fmt: skip
+    try:
+        roots = load_trust(paths)
+    except TrustError as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo("trusting: " + "; ".join(root.subject.rfc4514_string() for root in roots))
+    return roots
+
+
 def _write_whole(chunks: Iterable[bytes], output: str) -> int:
     """Stream to stdout, or to a temporary file renamed into place once complete."""
     if output == "-":
@@ -578,6 +604,45 @@ def _write_whole(chunks: Iterable[bytes], output: str) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return written
+
+
+@main.command()
+@config_option
+@click.argument("target", metavar="FILE|STATEMENT")
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    metavar="PEM",
+    help="Trust this CA certificate file (repeatable; default: [evidence] tsa_certificates).",
+)
+def verify(config_path: str | None, target: str, tsa_certs: tuple[str, ...]) -> None:
+    """Check the evidence of a WACZ package (FILE) or of a statement's raw pages (STATEMENT).
+
+    Every hash, every inclusion proof and every timestamp token, offline. Exit 0 when every
+    page is proven, 1 when anything was changed, 3 when intact but some pages have no
+    timestamp yet.
+    """
+    from monitor.verify import verify_archive, verify_wacz
+
+    if Path(target).is_file():
+        report = verify_wacz(Path(target), _trusted(config_path, tsa_certs))
+    else:
+        with _app(config_path) as app:  # no archive: said first, as by every reading command
+            found = _find(app, target)
+            roots = _trusted(config_path, tsa_certs)
+            report = verify_archive(app.timestamper().evidence.kept_captures(found.id), roots)
+    for proven in report.proven:
+        click.echo(f"proven: {proven}")
+    for unproven in report.unproven:
+        click.echo(f"not timestamped: {unproven}")
+    for problem in report.problems:
+        click.echo(f"CHANGED: {problem}")
+    click.echo(report.summary_line())
+    if report.tampered:
+        sys.exit(EXIT_FAILED)
+    if report.unproven:
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.command()
