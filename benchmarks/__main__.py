@@ -17,6 +17,7 @@ SCRIPTS = (
     "thinning.py",
     "archive_queries.py",
     "list_pages.py",
+    "evidence.py",
 )
 
 

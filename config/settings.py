@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from config.errors import ConfigError
+from config.missions import ALL, Catalog, load_catalog
 
 ENV_PREFIX = "EMBASSY_WATCH_"
 DEFAULT_CONFIG_FILE = "embassy-watch.toml"
@@ -103,7 +104,7 @@ THIN_OBSERVATIONS_AFTER = DurationRange("0s", "3650d")
 RECHECK_AGE = DurationRange("1s", "3650d")
 MAX_RECHECK_TIERS = 20
 MAX_URLS = 100
-MAX_SITES = 100
+MAX_SITES = 500  # every mission in every catalogued language fits
 GIB = 1024**3
 
 
@@ -162,6 +163,8 @@ class SiteSettings(_Section):
     extra_hosts: tuple[str, ...] = Field(default=(), max_length=MAX_URLS)
     # The site's own time zone: a page showing only a calendar date is dated midnight there.
     timezone: str = "Asia/Shanghai"
+    # Whom the site speaks for, as pages and citations name it ("China"); set for missions.
+    mission: str = Field(default="", max_length=200)
 
     @field_validator("timezone")
     @classmethod
@@ -281,6 +284,12 @@ class HealthSettings(_Section):
     extraction_failure_ratio: Fraction = Field(default=0.5, gt=0, le=1)
 
 
+class MissionsSettings(_Section):
+    catalog: str = Field(
+        default="", description="mission catalog CSV (empty: the packaged one)", max_length=4096
+    )
+
+
 class ServeSettings(_Section):
     host: str = Field(default="127.0.0.1", description="address `serve` listens on")
     port: Count = Field(default=8080, ge=0, le=65535)
@@ -292,8 +301,48 @@ class LoggingSettings(_Section):
     )
 
 
+class EvidenceSettings(_Section):
+    tsa_urls: tuple[str, ...] = Field(
+        default=(),
+        max_length=MAX_URLS,
+        description="RFC 3161 Time-Stamp Authorities each cycle's captures are stamped by",
+    )
+    tsa_certificates: tuple[str, ...] = Field(
+        default=(),
+        max_length=MAX_URLS,
+        description="PEM files of the CA certificates trusted when verifying timestamps",
+    )
+    timeout: Annotated[Duration, within("1s", "10m")] = Field(
+        default=30.0, description="longest one timestamp request may take"
+    )
+    retry_backoff: Annotated[Duration, within("0.1s", "1d")] = Field(
+        default=60.0, description="first retry wait after a TSA failed; doubles"
+    )
+    max_backoff: Annotated[Duration, within("1s", "7d")] = 3600.0
+    check_every: Annotated[Duration, within("0.1s", "1h")] = Field(
+        default=10.0, description="how often `run` sends the timestamp requests due"
+    )
+
+    @field_validator("tsa_urls", "tsa_certificates", mode="before")
+    @classmethod
+    def _split_env_list(cls, value: Any) -> Any:
+        # From the environment: separated by whitespace, as [notify] urls.
+        return tuple(value.split()) if isinstance(value, str) else value
+
+    @field_validator("tsa_urls")
+    @classmethod
+    def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a TSA is listed twice")
+        return urls
+
+
 def _default_sites() -> tuple[SiteSettings, ...]:
-    return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,)),)
+    return (SiteSettings(name="china-zh", listing_urls=(DEFAULT_LISTING_URL,), mission="China"),)
 
 
 class Settings(_Section):
@@ -304,6 +353,8 @@ class Settings(_Section):
     health: HealthSettings = HealthSettings()
     serve: ServeSettings = ServeSettings()
     logging: LoggingSettings = LoggingSettings()
+    missions: MissionsSettings = MissionsSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     sites: tuple[SiteSettings, ...] = Field(
         default_factory=_default_sites, min_length=1, max_length=MAX_SITES
     )
@@ -341,6 +392,8 @@ _ENV_SECTIONS: dict[str, type[_Section]] = {
     "health": HealthSettings,
     "serve": ServeSettings,
     "logging": LoggingSettings,
+    "missions": MissionsSettings,
+    "evidence": EvidenceSettings,
 }
 
 
@@ -352,10 +405,70 @@ def load_settings(
     environ = os.environ if environ is None else environ
     data = _read_file(_config_path(path, environ))
     _apply_environment(data, environ)
+    _expand_missions(data)
     try:
         return Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_first_error(error)) from None
+
+
+def _expand_missions(data: dict[str, Any]) -> None:
+    """`[[sites]] missions = [...]` becomes one site per mission and language."""
+    sites = data.get("sites")
+    if not isinstance(sites, list) or not any(_names_missions(entry) for entry in sites):
+        return
+    catalog = load_catalog(_catalog_path(data))
+    data["sites"] = [site for entry in sites for site in _site_entries(entry, catalog)]
+
+
+def _names_missions(entry: Any) -> bool:
+    return isinstance(entry, dict) and "missions" in entry
+
+
+def _catalog_path(data: dict[str, Any]) -> str:
+    section = data.get("missions", {})
+    path = section.get("catalog", "") if isinstance(section, dict) else ""
+    if not isinstance(path, str):
+        raise ConfigError("[missions] catalog: expected a file path")
+    return path
+
+
+_MISSION_KEYS = frozenset({"missions", "languages"})
+
+
+def _site_entries(entry: Any, catalog: Catalog) -> list[Any]:
+    if not _names_missions(entry):
+        return [entry]
+    unknown = sorted(set(entry) - _MISSION_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"[[sites]] with missions takes only 'missions' and 'languages', not {unknown[0]!r}"
+        )
+    named, languages = entry["missions"], entry.get("languages")
+    if named == ALL:
+        missions = catalog.missions
+    elif isinstance(named, list) and named and all(isinstance(key, str) for key in named):
+        missions = tuple(catalog.find(key) for key in named)
+    else:
+        raise ConfigError('[[sites]] missions: expected "all" or a list of mission keys')
+    if languages is not None and not (
+        isinstance(languages, list) and all(isinstance(code, str) for code in languages)
+    ):
+        raise ConfigError('[[sites]] languages: expected a list of codes such as ["en"]')
+    sites = [
+        {
+            "name": mission.site_name(language),
+            "listing_urls": [mission.listing_url(language)],
+            "timezone": mission.timezone,
+            "mission": mission.name,
+        }
+        for mission in missions
+        for language in mission.languages
+        if languages is None or language in languages
+    ]
+    if not sites:
+        raise ConfigError("[[sites]] missions: no listing in the languages asked for")
+    return sites
 
 
 def _config_path(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:

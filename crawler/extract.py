@@ -113,7 +113,7 @@ def extract_statement(text: str, url: str, *, zone: tzinfo) -> StatementContent 
     if not body:
         return ExtractionFailure("no body")
     language = _language(page, url)
-    published_raw = _visible_date(page)
+    published_raw = _visible_date(page, language)
     return StatementContent(
         url=_canonical(page, url),
         title=title,
@@ -121,7 +121,7 @@ def extract_statement(text: str, url: str, *, zone: tzinfo) -> StatementContent 
         language=language,
         post_id=_post_id(page),
         subtitle=_first_text(page, ("main .subtitle", "main h2.subtitle", ".entry-subtitle")),
-        published_at=_published_at(page, published_raw, zone),
+        published_at=_published_at(page, published_raw, zone, language),
         published_raw=published_raw or page.css(_META_PUBLISHED).attrib.get("content"),
         modified_at=_modified_at(page),
         author=_author(page),
@@ -278,7 +278,7 @@ def _post_id(page: Selector) -> int | None:
     return None
 
 
-def _visible_date(page: Selector) -> str | None:
+def _visible_date(page: Selector, language: str | None) -> str | None:
     text = _first_text(
         page,
         (
@@ -290,15 +290,17 @@ def _visible_date(page: Selector) -> str | None:
             "main time",
         ),
     )
-    return text if text and parse_display_date(text, UTC) else None
+    return text if text and parse_display_date(text, UTC, language) else None
 
 
-def _published_at(page: Selector, visible: str | None, zone: tzinfo) -> datetime | None:
+def _published_at(
+    page: Selector, visible: str | None, zone: tzinfo, language: str | None
+) -> datetime | None:
     return (
         parse_iso_datetime(page.css(_META_PUBLISHED).attrib.get("content"))
         or parse_iso_datetime(page.css("time[datetime]").attrib.get("datetime"))
         or _json_ld_time(page, "datePublished")
-        or parse_display_date(visible, zone)
+        or parse_display_date(visible, zone, language)
     )
 
 

@@ -12,12 +12,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import ConfigError, Settings, SiteSettings
 from crawler.report import CrawlReport
+from monitor.evidence import Timestamper
 from monitor.messages import what_changed
 from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
 from monitor.status import Health, read_health
 from storage.archive import Archive
 from storage.engine import database_label
 from storage.errors import first_line
+from storage.evidence import Evidence
 
 if TYPE_CHECKING:  # these import Scrapy or FastAPI: only when crawling or serving
     from fastapi import FastAPI
@@ -39,7 +41,17 @@ class App:
     def monitor(self, crawls: Crawls) -> Monitor:
         from monitor.cycle import Monitor
 
-        return Monitor(self.settings, self.archive, crawls, tuple(t.record for t in self.targets))
+        return Monitor(
+            self.settings,
+            self.archive,
+            crawls,
+            tuple(t.record for t in self.targets),
+            self.timestamper(),
+        )
+
+    def timestamper(self) -> Timestamper:
+        evidence = Evidence(self.archive.engine)
+        return Timestamper(evidence, self.settings.evidence, self.settings.crawl.user_agent)
 
     def dispatcher(self) -> Dispatcher:
         describe = partial(what_changed, self.archive)
@@ -73,7 +85,7 @@ class App:
     def web(self) -> FastAPI:
         from monitor.web.site import create_app  # imports FastAPI: only when serving
 
-        return create_app(self.archive, self.health)
+        return create_app(self.archive, self.health, self.settings.sites)
 
     def thin_observations(
         self, older_than: float | None = None, cancelled: Callable[[], bool] = lambda: False

@@ -14,14 +14,24 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import THIN_OBSERVATIONS_AFTER, ConfigError, Settings, load_settings
+from config.missions import (
+    Catalog,
+    CatalogDiff,
+    Mission,
+    compare_catalog,
+    load_catalog,
+    write_catalog,
+)
+from config.missions import refreshed as refreshed_catalog
 from crawler.dates import parse_iso_datetime
 from crawler.report import CrawlReport
+from crawler.switcher import SwitcherUnavailable, read_switcher
 from monitor.app import App, ArchiveUnavailable, build_app
 from monitor.diffing import diff_statements
 from monitor.display import one_line, visible
@@ -47,6 +57,9 @@ from storage.records import (
     StatementFilter,
     StatementSummary,
 )
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 NUMBER = click.IntRange(1, MAX_NUMBER)  # ids and revision numbers
 EXIT_FAILED = 1
@@ -151,6 +164,12 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
             _print_round(app.dispatcher().deliver_due())
         except SQLAlchemyError as error:
             _fail(f"alerts not sent (they stay queued): {first_line(error)}")
+        try:
+            stamped = app.timestamper().stamp_due()
+        except SQLAlchemyError as error:
+            _fail(f"timestamps not requested (they stay queued): {first_line(error)}")
+        if stamped:
+            click.echo(stamped.summary_line())
     if any(report.failed for report in reports):
         sys.exit(EXIT_FAILED)
     if any(report.problems for report in reports):
@@ -537,7 +556,8 @@ def diff(
     type=click.Choice([f.value for f in ExportFormat]),
     default=ExportFormat.JSONL.value,
     show_default=True,
-    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1).",
+    help="jsonl/csv: every revision; warc: every raw page kept (gzipped WARC 1.1); "
+    "wacz: the raw pages as a WACZ 1.1.1 package with their timestamps and proofs.",
 )
 @click.option(
     "-o",
@@ -559,6 +579,22 @@ def export(config_path: str | None, statement: str | None, fmt: str, output: str
         click.echo(f"wrote {written:,} bytes to {output}", err=True)
 
 
+def _trusted(config_path: str | None, tsa_certs: tuple[str, ...]) -> list[Certificate]:
+    """The certificates `verify` trusts: --tsa-cert, else [evidence] tsa_certificates."""
+    from monitor.verify import TrustError, load_trust
+
+    paths = tsa_certs or _settings(config_path).evidence.tsa_certificates
+    if not paths:
+        _fail("no trusted TSA certificate: give --tsa-cert PEM or set [evidence] "
+              "tsa_certificates", EXIT_USAGE)  # fmt: skip
+    try:
+        roots = load_trust(paths)
+    except TrustError as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo("trusting: " + "; ".join(root.subject.rfc4514_string() for root in roots))
+    return roots
+
+
 def _write_whole(chunks: Iterable[bytes], output: str) -> int:
     """Stream to stdout, or to a temporary file renamed into place once complete."""
     if output == "-":
@@ -573,6 +609,152 @@ def _write_whole(chunks: Iterable[bytes], output: str) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return written
+
+
+@main.command()
+@config_option
+@click.argument("target", metavar="FILE|STATEMENT")
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    metavar="PEM",
+    help="Trust this CA certificate file (repeatable; default: [evidence] tsa_certificates).",
+)
+def verify(config_path: str | None, target: str, tsa_certs: tuple[str, ...]) -> None:
+    """Check the evidence of a WACZ package (FILE) or of a statement's raw pages (STATEMENT).
+
+    Every hash, every inclusion proof and every timestamp token, offline. Exit 0 when every
+    page is proven, 1 when anything was changed, 3 when intact but some pages have no
+    timestamp yet.
+    """
+    from monitor.verify import verify_archive, verify_wacz
+
+    if Path(target).is_file():
+        report = verify_wacz(Path(target), _trusted(config_path, tsa_certs))
+    else:
+        with _app(config_path) as app:  # no archive: said first, as by every reading command
+            found = _find(app, target)
+            roots = _trusted(config_path, tsa_certs)
+            report = verify_archive(app.timestamper().evidence.kept_captures(found.id), roots)
+    for proven in report.proven:
+        click.echo(f"proven: {proven}")
+    for unproven in report.unproven:
+        click.echo(f"not timestamped: {unproven}")
+    for problem in report.problems:
+        click.echo(f"CHANGED: {problem}")
+    click.echo(report.summary_line())
+    if report.tampered:
+        sys.exit(EXIT_FAILED)
+    if report.unproven:
+        sys.exit(EXIT_PARTIAL)
+
+
+@main.command()
+@config_option
+@json_option
+@click.option("--refresh", is_flag=True, help="Compare with a live page's country switcher.")
+@click.option(
+    "--from",
+    "page_url",
+    metavar="URL",
+    default=None,
+    help="The page whose switcher is read (default: the first configured listing).",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    default=None,
+    help="With --refresh: write the updated catalog here (default: [missions] catalog, if set).",
+)
+def missions(
+    config_path: str | None,
+    as_json: bool,
+    refresh: bool,
+    page_url: str | None,
+    output: str | None,
+) -> None:
+    """List the catalog of U.S. mission sites that [[sites]] missions = [...] can name."""
+    settings = _settings(config_path)
+    try:
+        catalog = load_catalog(settings.missions.catalog)
+    except ConfigError as error:
+        _fail(f"config error: {error}", EXIT_USAGE)
+    if not refresh:
+        _print_catalog(catalog, as_json)
+        return
+    url = page_url or settings.sites[0].listing_urls[0]
+    try:
+        diff = compare_catalog(catalog, read_switcher(url, settings.crawl))
+    except SwitcherUnavailable as error:
+        _fail(str(error))
+    _print_catalog_diff(diff, url, as_json)
+    target = output or settings.missions.catalog
+    if target and not diff.unchanged:
+        try:
+            write_catalog(refreshed_catalog(catalog, diff), target)
+        except ConfigError as error:
+            _fail(str(error))
+        click.echo(f"wrote the updated catalog to {target}", err=True)
+    elif not diff.unchanged:
+        click.echo("not saved: give -o FILE, then set [missions] catalog = FILE", err=True)
+
+
+def _mission_json(mission: Mission) -> dict[str, Any]:
+    return {
+        "key": mission.key,
+        "host": mission.host,
+        "mission": mission.name,
+        "kind": mission.kind,
+        "country_code": mission.country_code or None,
+        "timezone": mission.timezone,
+        "languages": list(mission.languages),
+        "sites": [mission.site_name(language) for language in mission.languages],
+    }
+
+
+def _print_catalog(catalog: Catalog, as_json: bool) -> None:
+    if as_json:
+        _print_json([_mission_json(mission) for mission in catalog.missions])
+        return
+    for m in catalog.missions:
+        click.echo(
+            f"{m.key:<18} {' '.join(m.languages):<6} {m.kind:<9} {m.timezone:<30} "
+            f"{one_line(m.host, 40):<32} {one_line(m.name, 60)}"
+        )
+    click.echo(f"{len(catalog.missions)} missions", err=True)
+
+
+def _print_catalog_diff(diff: CatalogDiff, url: str, as_json: bool) -> None:
+    if as_json:
+        _print_json(
+            {
+                "page": url,
+                "added": [_mission_json(m) for m in diff.added],
+                "missing": [m.key for m in diff.missing],
+                "renamed": [
+                    {"key": r.mission.key, "was": r.mission.name, "now": r.label}
+                    for r in diff.renamed
+                ],
+                "ignored": [{"label": link.label, "url": link.url} for link in diff.ignored],
+            }
+        )
+        return
+    click.echo(f"country switcher of {one_line(url)}:")
+    for m in diff.added:
+        click.echo(f"  new      {m.key:<18} {one_line(m.host, 40)}  {one_line(m.name, 60)}")
+    for item in diff.renamed:
+        click.echo(
+            f"  renamed  {item.mission.key:<18} {one_line(item.mission.name, 40)} -> "
+            f"{one_line(item.label, 60)}"
+        )
+    for m in diff.missing:
+        click.echo(f"  unlinked {m.key:<18} {m.host} (kept in the catalog)")
+    for link in diff.ignored:
+        click.echo(f"  ignored  {one_line(link.url, 60)} (not a mission platform host)")
+    if diff.unchanged:
+        click.echo("  the catalog matches the switcher")
 
 
 def _find(app: App, ref: str) -> StatementSummary:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import Settings, SiteSettings
 from crawler.report import CrawlPlan, CrawlReport
 from crawler.runner import Crawls
+from monitor.evidence import Timestamper
 from monitor.health import judge, last_crawl_succeeded, looks_blocked, no_recent_success
 from storage.archive import MISSING, Archive
 from storage.errors import first_line
@@ -106,6 +107,7 @@ class Monitor:
     archive: Archive
     crawls: Crawls
     targets: tuple[NotifyTarget, ...]
+    timestamper: Timestamper | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _started_at: datetime = field(init=False)
     _crawling: dict[str, datetime] = field(init=False, default_factory=dict)
@@ -156,7 +158,18 @@ class Monitor:
             self._judge_health(site.name, report, state.blocked_streak, finished)
         except SQLAlchemyError as error:
             report.fatal_error = f"cannot write to the archive: {first_line(error)}"
+            return report
+        self._seal_evidence(site.name)
         return report
+
+    def _seal_evidence(self, site: str) -> None:
+        """The cycle's kept raw pages into a hash tree; its timestamps are sent apart."""
+        if self.timestamper is None:
+            return
+        try:
+            self.timestamper.seal(site)
+        except SQLAlchemyError as error:  # the pages stay unsealed: the next cycle seals them
+            log.error("%s: raw pages not sealed for timestamping: %s", site, first_line(error))
 
     def check_staleness(self) -> None:
         """Alert when a site has had no successful crawl for `stale_after` intervals.

@@ -40,6 +40,7 @@ class Daemon:
         self.crawls = Crawls()
         self.monitor = app.monitor(self.crawls)
         self.dispatcher = app.dispatcher()
+        self.timestamper = app.timestamper()
         # Reads the outbox and starts each target's sends (on the dispatcher's lanes).
         self.round_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-rounds")
         self.scheduler = AsyncIOScheduler(
@@ -72,6 +73,14 @@ class Daemon:
             seconds=self.app.settings.notify.check_every,
             next_run_time=now,
         )
+        if self.timestamper.enabled:
+            self.scheduler.add_job(
+                self.stamp,
+                "interval",
+                id="stamp",
+                seconds=self.app.settings.evidence.check_every,
+                next_run_time=now,
+            )
         self.scheduler.add_job(
             self.watch_health, "interval", id="watchdog", seconds=schedule.interval
         )
@@ -106,6 +115,7 @@ class Daemon:
         for hint_error in report.hint_errors[:3]:
             log.warning("%s: hint source not read: %s", site.name, hint_error)
         log.info("%s", report.summary_line())
+        self._stamp_soon()
         took = (report.finished_at or report.started_at) - report.started_at
         if took.total_seconds() > self.app.settings.schedule.interval:
             # APScheduler skips the runs that fell due meanwhile (quietly: see run_daemon).
@@ -144,6 +154,18 @@ class Daemon:
             return
         if forgotten:
             log.info("forgot %d repeated fetches (first and last of each run kept)", forgotten)
+
+    async def stamp(self) -> None:
+        try:
+            # Off the event loop: a TSA that answers slowly must not stall crawls or alerts.
+            await asyncio.to_thread(self.timestamper.stamp_due, self.dispatcher.stopping.is_set)
+        except Exception as error:  # the database went away; the requests stay queued
+            log.error("timestamp requests failed: %s: %s", type(error).__name__, error)
+
+    def _stamp_soon(self) -> None:
+        job = self.scheduler.get_job("stamp")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     def _deliver_soon(self) -> None:
         job = self.scheduler.get_job("deliver")

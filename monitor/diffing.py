@@ -204,14 +204,17 @@ class Edit:
     removed: str
     added: str
     after: str
+    paragraph: int = 0  # where it is in `marked_paragraphs`, counting from 0
 
 
 def edits(ops: list[DiffOp] | tuple[DiffOp, ...], context: int = 12) -> list[Edit]:
     """Each run of deletions/insertions, so a one-character edit can be listed on its own."""
     found: list[Edit] = []
     index = 0
+    paragraph = 0
     while index < len(ops):
         if ops[index].op is Op.EQUAL:
+            paragraph += ops[index].text.count("\n\n")
             index += 1
             continue
         start = index
@@ -226,8 +229,10 @@ def edits(ops: list[DiffOp] | tuple[DiffOp, ...], context: int = 12) -> list[Edi
                 removed=_visible_breaks("".join(op.text for op in run if op.op is Op.DELETE)),
                 added=_visible_breaks("".join(op.text for op in run if op.op is Op.INSERT)),
                 after=after,
+                paragraph=paragraph,
             )
         )
+        paragraph += sum(op.text.count("\n\n") for op in run)
     return found
 
 

@@ -1,4 +1,5 @@
-"""The archive out: every revision as JSON Lines or CSV, every kept raw capture as WARC.
+"""The archive out: every revision as JSON Lines or CSV, every kept raw capture as WARC
+(or WACZ with its evidence: `monitor.wacz`).
 
 Everything streams (one statement's revisions, one capture at a time), so exporting
 a large archive needs little memory, over HTTP or to a file.
@@ -23,6 +24,7 @@ from warcio.warcwriter import WARCWriter
 
 from monitor.views import iso, revision_json
 from storage.archive import Archive
+from storage.evidence import Evidence
 from storage.records import Capture, StatementFilter, StatementSummary
 
 
@@ -30,6 +32,7 @@ class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
     WARC = "warc"
+    WACZ = "wacz"
 
     @property
     def filename_suffix(self) -> str:
@@ -46,6 +49,7 @@ class ExportFormat(StrEnum):
             ExportFormat.JSONL: "application/jsonl; charset=utf-8",
             ExportFormat.CSV: "text/csv; charset=utf-8",
             ExportFormat.WARC: "application/warc",
+            ExportFormat.WACZ: "application/wacz",
         }[self]
 
 
@@ -67,10 +71,22 @@ def export(
     """The export as chunks of bytes: one statement's history, or the whole archive."""
     if fmt is ExportFormat.WARC:
         return warc_records(archive.captures(statement.id if statement else None))
+    if fmt is ExportFormat.WACZ:
+        return _wacz(archive, statement)
     statements = [statement] if statement else archive.statements(StatementFilter())
     rows = revision_rows(archive, statements)
     chunks = jsonl_lines(rows) if fmt is ExportFormat.JSONL else csv_lines(rows)
     return (chunk.encode("utf-8") for chunk in chunks)
+
+
+def _wacz(archive: Archive, statement: StatementSummary | None) -> Iterator[bytes]:
+    from monitor.wacz import wacz_chunks  # imported late: monitor.wacz imports this module
+
+    statements = [statement] if statement else archive.statements(StatementFilter())
+    titles = {s.id: s.title for s in statements}
+    kept = Evidence(archive.engine).kept_captures(statement.id if statement else None)
+    what = f"statement {statement.id}: {statement.url}" if statement else "the whole archive"
+    return wacz_chunks(kept, titles, f"embassy-watch: {what}")
 
 
 def revision_rows(
@@ -124,11 +140,11 @@ def warc_records(captures: Iterable[Capture]) -> Iterator[bytes]:
     )
     yield _drain(buffer)
     for capture in captures:
-        writer.write_record(_response_record(writer, capture))
+        writer.write_record(response_record(writer, capture))
         yield _drain(buffer)
 
 
-def _response_record(writer: WARCWriter, capture: Capture) -> Any:
+def response_record(writer: WARCWriter, capture: Capture) -> Any:
     status = capture.status or 200
     headers = [
         (name, value)

@@ -70,6 +70,7 @@ class Archive:
         self.revisions = reading.revisions
         self.captures = reading.captures
         self.search = reading.search
+        self.revision_page = reading.revision_page
         self.raw_body = reading.raw_body
         self.tallies = reading.tallies
         self.counts = reading.counts

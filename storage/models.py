@@ -220,3 +220,55 @@ class SiteState(Base):
     crawls_total: Mapped[int] = mapped_column(Integer, default=0)
     pages_fetched_total: Mapped[int] = mapped_column(Integer, default=0)
     errors_total: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class EvidenceBatch(Base):
+    """One hash tree: the raw pages a site's cycle kept, its root sent to the TSAs."""
+
+    __tablename__ = "evidence_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    tree_size: Mapped[int] = mapped_column(Integer)
+    root: Mapped[str] = mapped_column(String(64))
+    # The newest observation this tree covers: the next one starts after it.
+    last_observation_id: Mapped[int] = mapped_column(Integer)
+
+
+class EvidenceLeaf(Base):
+    """A kept raw page's place in its hash tree, with the path that proves it is there."""
+
+    __tablename__ = "evidence_leaf"
+
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observation.id"), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("evidence_batch.id"), index=True)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Sibling hashes (hex) from the leaf up to the root, as RFC 9162 section 2.1.3 orders them.
+    path: Mapped[list[str]] = mapped_column(JSON)
+
+
+class EvidenceStamp(Base):
+    """One (tree, TSA) timestamp: the durable queue its request is sent from, then its token."""
+
+    __tablename__ = "evidence_stamp"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "tsa_url"),
+        Index("ix_evidence_stamp_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("evidence_batch.id"))
+    tsa_url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # While "sending": the claim expires then, so a killed sender's request is retried.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # The TSA's whole TimeStampResp (DER), its time and its signer, once stamped.
+    token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    gen_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    tsa_name: Mapped[str | None] = mapped_column(Text)

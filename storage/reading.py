@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from storage import listing, models
+from storage.kept_pages import revision_page
 from storage.mapping import revision_record, site_state_of
 from storage.outbox import Outbox
 from storage.records import (
@@ -17,6 +18,7 @@ from storage.records import (
     EventFilter,
     EventKind,
     EventPage,
+    KeptPage,
     KnownStatement,
     PageKind,
     Revision,
@@ -161,6 +163,11 @@ class Reading:
         """Every revision whose title or body contains `query` (any length, Chinese too)."""
         with self._sessions.reading() as session:
             return search_revisions(session, query, limit, offset)
+
+    def revision_page(self, statement_id: int, number: int) -> KeptPage | None:
+        """The raw page revision `number` was read from, if its bytes were kept."""
+        with self._sessions.reading() as session:
+            return revision_page(session, statement_id, number)
 
     def raw_body(self, sha256: str) -> bytes | None:
         with self._sessions.reading() as session:

@@ -381,3 +381,14 @@ class EventPage:
     events: tuple[ChangeEvent, ...]
     total: int
     older: int | None = None
+
+
+@dataclass(frozen=True)
+class KeptPage:
+    """The raw page a revision was read from, as kept in the archive."""
+
+    sha256: str
+    size: int
+    fetched_at: datetime
+    url: str
+    status: int | None

@@ -16,8 +16,10 @@ from tests.helpers import EmbassyWatch, write_config
 
 if TYPE_CHECKING:
     from tests.served import Served
+from tests.chain import Chain, evidence_chain
 from tests.receivers import MailServer, WebhookSink
 from tests.replica.site import ReplicaSite
+from tests.tsa import LocalTSA, TestCA
 
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 
@@ -94,3 +96,24 @@ def webhook() -> Iterator[WebhookSink]:
     sink = WebhookSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    """A root CA and the TSA certificate it issued, made by `openssl` once per session."""
+    return TestCA.make(tmp_path_factory.mktemp("tsa"))
+
+
+@pytest.fixture
+def tsa(test_ca: TestCA) -> Iterator[LocalTSA]:
+    """A real RFC 3161 TSA (OpenSSL's `ts -reply`) on 127.0.0.1."""
+    server = LocalTSA(test_ca).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chain(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    """The replica crawled, edited and crawled again with a local TSA, then exported as WACZ."""
+    with evidence_chain(test_ca, tmp_path_factory.mktemp("chain")) as built:
+        yield built

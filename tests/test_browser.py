@@ -111,7 +111,8 @@ def test_from_a_timeline_to_a_diff_a_one_character_edit_stands_out(
     new = page.locator(".cell.new.changed").first
     expect(old.locator("del")).to_have_text("项")
     expect(new.locator("ins")).to_have_text("項")
-    expect(old.locator("ins")).to_have_count(0)
+    expect(old.locator("ins")).to_be_hidden()  # each side shows only its own half
+    expect(new.locator("del")).to_be_hidden()
     old_box, new_box = old.bounding_box(), new.bounding_box()
     assert old_box and new_box
     assert old_box["x"] + old_box["width"] <= new_box["x"]  # two columns, same row
@@ -119,17 +120,61 @@ def test_from_a_timeline_to_a_diff_a_one_character_edit_stands_out(
     assert desktop.dialogs == [] and desktop.errors == []
 
 
-def test_side_by_side_stacks_on_a_phone_and_search_finds_two_characters(
+def test_side_by_side_falls_back_to_inline_on_a_phone_and_search_finds_two_characters(
     served: Served, phone: Visit
 ) -> None:
     page = phone.page
     page.goto(f"{served.base}/statements/{served.edited_id}/diff?view=side")
-    old = page.locator(".cell.old.changed").first.bounding_box()
-    new = page.locator(".cell.new.changed").first.bounding_box()
-    assert old and new and new["y"] >= old["y"] + old["height"]  # old above new
+    expect(page.locator(".cell.old").first).to_be_hidden()
+    changed = page.locator(".cell.new.changed").first
+    expect(changed.locator("del")).to_be_visible()  # one column, deletions and insertions
+    expect(changed.locator("ins")).to_be_visible()
     assert phone.fits_the_screen()
+    # An edit in the list takes the reader to its place in the body.
+    page.goto(f"{served.base}/statements/{served.edited_id}/diff")
+    page.locator("ol.edits a.goto").nth(2).click()
+    target = page.evaluate("location.hash")
+    expect(page.locator(target)).to_be_in_viewport()
     page.get_by_label("Search · 搜索").first.fill("拜登")
     page.get_by_role("button", name="Search · 搜索").click()
     expect(page.locator("p.notice")).to_contain_text("contain “拜登”")
     expect(page.locator("ol.hits mark").first).to_have_text("拜登")
     assert phone.dialogs == []
+
+
+def test_the_page_as_captured_shows_the_text_and_loads_nothing_from_anywhere(
+    served: Served, desktop: Visit
+) -> None:
+    page = desktop.page
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{served.base}/statements/{served.edited_id}/revisions/1")
+    page.get_by_role("link", name="The page as captured · 原始页面").click()
+    frame = page.frame_locator("iframe.captured")
+    expect(frame.locator("body")).to_contain_text("签署了一项总统备忘录")
+    expect(frame.locator(".embassy-watch-placeholder").first).to_be_visible()  # the logo
+    assert asked and all(url.startswith(served.base + "/") for url in asked), asked
+    assert desktop.dialogs == [] and desktop.errors == []
+
+
+def test_chinese_renders_as_glyphs_not_boxes(served: Served, desktop: Visit) -> None:
+    """Without a CJK font every character draws as the same empty box (tests/setup-browser)."""
+    page = desktop.page
+    page.goto(f"{served.base}/statements/{served.edited_id}/revisions/1")
+    drawn = page.evaluate(
+        """() => {
+            const canvas = document.createElement("canvas");
+            canvas.width = canvas.height = 64;
+            const pen = canvas.getContext("2d");
+            const draw = (text) => {
+                pen.clearRect(0, 0, 64, 64);
+                pen.font = "48px sans-serif";
+                pen.fillText(text, 0, 48);
+                return Array.from(pen.getImageData(0, 0, 64, 64).data).join();
+            };
+            return [draw("香"), draw("港"), draw(String.fromCodePoint(0x10FFFD))];
+        }"""
+    )
+    xiang, gang, unassigned = drawn
+    assert xiang != gang  # two glyphs, not two boxes
+    assert unassigned not in (xiang, gang)

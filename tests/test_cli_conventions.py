@@ -123,6 +123,7 @@ READ_ONLY_COMMANDS = [
     ("export",),
     ("thin",),
     ("serve", "--port", "0"),
+    ("verify", "1"),
 ]
 
 

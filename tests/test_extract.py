@@ -230,6 +230,38 @@ def test_display_dates_are_midnight_in_the_sites_zone(
     assert parse_display_date(text, UTC) == (datetime(*day, tzinfo=UTC) if day else None)
 
 
+@pytest.mark.parametrize(
+    ("language", "text", "day"),
+    [
+        ("fr", "8 février 2021", (2021, 2, 8)),
+        ("fr", "1 déc. 2020", (2020, 12, 1)),
+        ("es", "8 de febrero de 2021", (2021, 2, 8)),
+        ("pt", "8 de fevereiro de 2021", (2021, 2, 8)),
+        ("de", "8. Februar 2021", (2021, 2, 8)),
+        ("ru", "8 февраля 2021 г.", (2021, 2, 8)),
+        ("uk", "8 лютого 2021", (2021, 2, 8)),
+        ("ar", "8 فبراير 2021", (2021, 2, 8)),
+        ("ko", "2021년 2월 8일", (2021, 2, 8)),
+        ("ja", "2021年2月8日", (2021, 2, 8)),
+        ("vi", "8 tháng 2, 2021", (2021, 2, 8)),
+        ("hy", "2021 թ. փետրվարի 8", (2021, 2, 8)),
+        ("mn", "2021 оны 2-р сарын 8", (2021, 2, 8)),
+        ("en", "Sept. 8, 2021", (2021, 9, 8)),  # CLDR has "Sep" only
+        ("en", "Feb. 8, 2021", (2021, 2, 8)),
+        ("zh", "二月 8, 2021", (2021, 2, 8)),
+        ("zh-CN", "十二月 1, 2020", (2020, 12, 1)),
+        ("fr", "32 février 2021", None),
+        ("fr", "février", None),
+        ("de", "Telefon 12345 2021", None),
+    ],
+)
+def test_display_dates_in_any_wordpress_locale(
+    language: str, text: str, day: tuple[int, int, int] | None
+) -> None:
+    expected = datetime(*day, tzinfo=UTC) if day else None
+    assert parse_display_date(text, UTC, language) == expected
+
+
 def test_a_visible_date_in_beijing_is_the_evening_before_in_utc() -> None:
     assert parse_display_date("二月 8, 2021", SHANGHAI) == datetime(2021, 2, 7, 16, tzinfo=UTC)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
+import hashlib
+import html
 import io
 import json
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
@@ -39,6 +44,13 @@ def test_the_statement_list_shows_latest_changes_first_and_filters(served: Serve
     ]
     assert "removed · 已删除" in removed
     assert "No statements match" in served.page("/?tag=" + quote("没有这个标签"))
+    # "Last change" only for statements that changed; the others say since when unchanged.
+    entries = re.findall(r'<li class="statement.*?</li>', page, re.S)
+    edited = next(e for e in entries if f'href="/statements/{served.edited_id}"' in e)
+    assert "Last change · 最近修改" in edited
+    unchanged = [e for e in entries if "1 revision ·" in e]
+    assert unchanged and all("Last change" not in e for e in unchanged)
+    assert all("Unchanged since archived · 存档后未修改" in e for e in unchanged)
 
 
 def test_a_timeline_links_each_revision_and_its_diff(served: Served) -> None:
@@ -68,19 +80,101 @@ def test_a_revision_reads_as_it_was_and_as_of_a_time(served: Served) -> None:
     assert status == 404 and "was not yet archived at 2000-01-01 00:00 UTC" in body.decode()
 
 
+def test_as_of_the_minute_the_timeline_shows_finds_the_revision_archived_in_it(
+    served: Served,
+) -> None:
+    sid = served.edited_id
+    revisions = served.get(f"/api/statements/{sid}/revisions")
+    for revision in revisions:
+        minute = revision["observed_at"][:16]  # "2026-11-23T09:12", as the timeline shows it
+        page = served.page(f"/statements/{sid}/at?time={minute}")
+        # The one in force at the end of that minute (crawls here may be seconds apart).
+        latest = max(r["number"] for r in revisions if r["observed_at"][:16] == minute)
+        assert f"revision {latest} of {len(revisions)}" in page
+    seconds = served.page(f"/statements/{sid}/at?time={revisions[0]['observed_at']}")
+    assert f"revision 1 of {len(revisions)}" in seconds  # to the second: exactly then
+
+
+def test_each_revision_says_when_it_was_online(served: Served) -> None:
+    sid = served.edited_id
+    _, second = served.get(f"/api/statements/{sid}/revisions")
+    until = second["observed_at"][:16].replace("T", " ")
+    earlier = served.page(f"/statements/{sid}/revisions/1")
+    assert re.search(rf"Online from [^<]* until {until} UTC", earlier)
+    assert "until now; last checked" in served.page(f"/statements/{sid}/revisions/2")
+    removed = _statement(served, "statement-05")["id"]
+    assert "until it was taken down; last seen" in served.page(f"/statements/{removed}/revisions/1")
+
+
+def test_times_show_in_utc_and_the_sites_own_time(served: Served) -> None:
+    sid = served.edited_id
+    observed = served.get(f"/api/statements/{sid}/revisions")[0]["observed_at"]
+    utc = datetime.fromisoformat(observed.replace("Z", "+00:00"))
+    beijing = utc.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    timeline = served.page(f"/statements/{sid}")
+    assert (
+        f'{utc:%Y-%m-%d %H:%M} UTC</time> <span class="local">({beijing} Asia/Shanghai)' in timeline
+    )
+    assert f"({beijing} Asia/Shanghai)" in served.page(f"/statements/{sid}/revisions/1")
+
+
+def test_a_revision_carries_its_raw_page_hash_and_a_citation(served: Served) -> None:
+    sid = served.edited_id
+    page = served.page(f"/statements/{sid}/revisions/2")
+    (sha,) = set(re.findall(r"<code>([0-9a-f]{64})</code>", page))
+    status, headers, raw = served.fetch(f"/captures/{sha}.raw")
+    assert status == 200 and hashlib.sha256(raw).hexdigest() == sha
+    assert (
+        headers["Repr-Digest"]
+        == f"sha-256=:{base64.b64encode(hashlib.sha256(raw).digest()).decode()}:"
+    )
+    assert "attachment" in headers["Content-Disposition"]
+    assert "签署了一項总统备忘录" in raw.decode("utf-8")  # the bytes revision 2 was read from
+    (cited,) = re.findall(r"<textarea readonly[^>]*>(.*?)</textarea>", page, re.S)
+    title = served.get(f"/api/statements/{sid}")["title"]
+    for part in (title, "revision 2 of 2", f"SHA-256 {sha}", f"statement {sid}"):
+        assert html.escape(part, quote=False) in cited
+    assert served.fetch("/captures/" + "0" * 64 + ".raw")[0] == 404
+    assert served.fetch("/captures/not-a-hash.raw")[0] == 422
+
+
+def test_the_page_as_captured_is_framed_inert(served: Served) -> None:
+    sid = served.edited_id
+    wrapper = served.page(f"/statements/{sid}/revisions/1/page")
+    (sha,) = re.findall(
+        r'<iframe class="captured" sandbox src="/captures/([0-9a-f]{64}).html"', wrapper
+    )
+    status, headers, body = served.fetch(f"/captures/{sha}.html")
+    policy = headers["Content-Security-Policy"]
+    assert status == 200 and policy.startswith("sandbox;") and "default-src 'none'" in policy
+    assert "frame-ancestors 'self'" in policy and "script-src" not in policy
+    text = body.decode("utf-8")
+    assert "签署了一项总统备忘录" in text  # revision 1's own bytes
+    assert not re.search(r"<(script|link|iframe|base|object|embed)\b", text, re.I)
+    assert not re.search(r"\s(src|href|srcset|action)\s*=", text, re.I)
+    # Our own pages may frame it; every other page still forbids framing.
+    assert "frame-src 'self'" in served.fetch(f"/statements/{sid}")[1]["Content-Security-Policy"]
+
+
 def test_a_one_character_edit_is_highlighted_inline_and_side_by_side(served: Served) -> None:
     sid = served.edited_id
     inline = served.page(f"/statements/{sid}/diff?from=1&to=2")
     # Each edit listed on its own, the character ringed, with context either side.
     assert "6 edits in the body · 正文有 6 处修改" in inline
     assert '签署了一<del class="tiny">项</del><ins class="tiny">項</ins>总统备忘录' in inline
-    assert inline.count('<p class="changed">') == 5  # the paragraphs holding the 6 edits
+    assert len(re.findall(r'<p class="changed" id="p-\d+">', inline)) == 5  # hold the 6 edits
+    # Each listed edit links to the paragraph that holds it.
+    for target in re.findall(r'<a class="goto" href="#(p-\d+)"', inline):
+        held = re.search(rf'<p class="changed" id="{target}">(.*?)</p>', inline, re.S)
+        assert held and "<ins" in held.group(1)
+    assert len(re.findall(r'<a class="goto"', inline)) == 6
     side = served.page(f"/statements/{sid}/diff?from=1&to=2&view=side")
     old_cells = re.findall(r'<div class="cell old changed">(.*?)</div>', side, re.S)
-    new_cells = re.findall(r'<div class="cell new changed">(.*?)</div>', side, re.S)
-    assert len(old_cells) == len(new_cells) == 5
-    assert all("<ins" not in cell and "<del" in cell for cell in old_cells)
-    assert all("<del" not in cell and "<ins" in cell for cell in new_cells)
+    new_cells = re.findall(r'<div class="cell new changed" id="p-\d+">(.*?)</div>', side, re.S)
+    # Each side holds the whole diff; the stylesheet shows what belongs to it (and on a
+    # phone only the new side, deletions included: the inline view). See test_browser.
+    assert len(old_cells) == len(new_cells) == 5 and old_cells == new_cells
+    assert all("<ins" in cell and "<del" in cell for cell in old_cells)
     same = served.page(f"/statements/{sid}/diff?from=2&to=2")
     assert "No difference. · 两个版本相同。" in same
 

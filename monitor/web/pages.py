@@ -7,18 +7,26 @@ so nothing copied from the watched site can run here.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import AfterValidator
 
+from config import SiteSettings
+from monitor.captured import inert_page
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
 from monitor.display import visible
 from monitor.messages import LABELS, TYPOGRAPHIC, changed_fields_line
@@ -29,9 +37,12 @@ from storage.records import (
     ChangeEvent,
     EventFilter,
     EventKind,
+    KeptPage,
+    Revision,
     RevisionSummary,
     StatementFilter,
     StatementOrder,
+    StatementSummary,
 )
 
 HERE = Path(__file__).parent
@@ -43,6 +54,48 @@ STATUSES = {
     "missing": ("missing", "暂时无法访问"),
     "removed": ("removed", "已删除"),
 }
+
+
+# The frame a captured page is shown in: no script, no request, no navigation; our pages
+# may frame it and nothing else may.
+CAPTURED_PAGE_POLICY = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+)
+Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="a raw page's SHA-256")]
+_TO_THE_MINUTE = re.compile(r"T\d{1,2}:\d{2}(Z|[+-]\d{2}:?\d{2})?$")
+
+
+@dataclass(frozen=True)
+class SiteLabels:
+    """What the pages say of each site: its mission's name and its local time."""
+
+    zones: Mapping[str, ZoneInfo]
+    missions: Mapping[str, str]
+
+    @classmethod
+    def of(cls, sites: Sequence[SiteSettings]) -> SiteLabels:
+        return cls(
+            zones={site.name: ZoneInfo(site.timezone) for site in sites},
+            missions={site.name: site.mission for site in sites if site.mission},
+        )
+
+    def local(self, value: datetime | None, site: str) -> str:
+        """`value` in the site's own time, e.g. "2026-11-23 17:12 Asia/Shanghai" ("" if unknown)."""
+        zone = self.zones.get(site)
+        if value is None or zone is None:
+            return ""
+        return f"{value.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+
+
+@dataclass(frozen=True)
+class InForce:
+    """When a revision was what the site showed, as the archive saw it."""
+
+    since: datetime
+    until: datetime | None  # the next revision's first sighting; None: the latest
+    state: str  # for the latest: the statement's status (active, missing, removed)
+    last_seen: datetime
 
 
 @dataclass(frozen=True)
@@ -66,9 +119,17 @@ def templates() -> Jinja2Templates:
     return engine
 
 
-def pages(archive: Archive) -> APIRouter:
+def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
     router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
-    render = templates().TemplateResponse
+    labels = labels or SiteLabels({}, {})
+    engine = templates()
+    engine.env.globals["local"] = labels.local
+    render = engine.TemplateResponse
+
+    def context(
+        statement: StatementSummary, revision: Revision, at: datetime | None
+    ) -> dict[str, Any]:
+        return _revision_context(archive, labels, statement, revision, at)
 
     @router.get("/")
     def statement_list(
@@ -115,18 +176,53 @@ def pages(archive: Archive) -> APIRouter:
         row = archive.revision(found.id, number=number)
         if row is None:
             raise HTTPException(404, f"statement {statement_id} has no revision {number}")
-        return render(request, "revision.html", {"statement": found, "revision": row, "at": None})
+        return render(request, "revision.html", context(found, row, None))
 
     @router.get("/statements/{statement_id}/at")
     def as_of(
         request: Request, statement_id: StatementId, time: Annotated[Time, Query()]
     ) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
+        if time is not None and _TO_THE_MINUTE.search(request.query_params.get("time", "")):
+            # "09:12" as the timeline shows it means that whole minute, 09:12:04 included.
+            time = time + timedelta(minutes=1, microseconds=-1)
         row = archive.revision(found.id, at=time)
         if row is None:
             message = f"statement {statement_id} was not yet archived at {_when(time)}"
             raise HTTPException(404, message)
-        return render(request, "revision.html", {"statement": found, "revision": row, "at": time})
+        return render(request, "revision.html", context(found, row, time))
+
+    @router.get("/statements/{statement_id}/revisions/{number}/page")
+    def captured_page(
+        request: Request, statement_id: StatementId, number: RevisionNumber
+    ) -> HTMLResponse:
+        found = find_or_404(archive, statement_id)
+        row = archive.revision(found.id, number=number)
+        kept = archive.revision_page(found.id, number) if row else None
+        if row is None or kept is None:
+            message = f"no page kept for revision {number} of statement {statement_id}"
+            raise HTTPException(404, message)
+        return render(request, "captured.html", context(found, row, None))
+
+    @router.get("/captures/{sha256}.html")
+    def inert_capture(sha256: Sha256) -> Response:
+        raw = archive.raw_body(sha256)
+        if raw is None:
+            raise HTTPException(404, f"no raw page {sha256}")
+        headers = {"Content-Security-Policy": CAPTURED_PAGE_POLICY}
+        return HTMLResponse(inert_page(raw).html, headers=headers)
+
+    @router.get("/captures/{sha256}.raw")
+    def raw_capture(sha256: Sha256) -> Response:
+        raw = archive.raw_body(sha256)
+        if raw is None:
+            raise HTTPException(404, f"no raw page {sha256}")
+        digest = base64.b64encode(hashlib.sha256(raw).digest()).decode()
+        headers = {
+            "Content-Disposition": f'attachment; filename="{sha256}.html"',
+            "Repr-Digest": f"sha-256=:{digest}:",  # RFC 9530: the receiver can check the bytes
+        }
+        return Response(raw, media_type="application/octet-stream", headers=headers)
 
     @router.get("/statements/{statement_id}/diff")
     def diff(
@@ -222,6 +318,58 @@ def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list
         if e.id not in shown
     ]
     return sorted(entries, key=lambda entry: entry.at, reverse=True)
+
+
+def _revision_context(
+    archive: Archive,
+    labels: SiteLabels,
+    statement: StatementSummary,
+    revision: Revision,
+    at: datetime | None,
+) -> dict[str, Any]:
+    history = archive.history(statement.id)
+    kept = archive.revision_page(statement.id, revision.number)
+    mission = labels.missions.get(statement.site, "")
+    return {
+        "statement": statement,
+        "revision": revision,
+        "at": at,
+        "in_force": in_force(history, statement, revision.number),
+        "kept": kept,
+        "citation": citation(statement, revision, kept, mission),
+    }
+
+
+def in_force(history: list[RevisionSummary], statement: StatementSummary, number: int) -> InForce:
+    since = next(r.observed_at for r in history if r.number == number)
+    later = [r.observed_at for r in history if r.number == number + 1]
+    return InForce(
+        since=since,
+        until=later[0] if later else None,
+        state=statement.status,
+        last_seen=statement.last_seen_at,
+    )
+
+
+def citation(
+    statement: StatementSummary, revision: Revision, kept: KeptPage | None, mission: str = ""
+) -> str:
+    """One line a reader can paste into a story or a filing; every part checkable here."""
+    c = revision.content
+    parts = [
+        f"U.S. mission: {mission} ({statement.site})" if mission else statement.site,
+        f"“{c.title}”",
+        f"revision {revision.number} of {statement.revisions}",
+        f"first archived {_iso(revision.observed_at)}",
+        f"captured {_iso(kept.fetched_at)}, SHA-256 {kept.sha256}" if kept else "",
+        c.url,
+        f"embassy-watch statement {statement.id}",
+    ]
+    return ". ".join(part for part in parts if part) + "."
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _shown(value: Any) -> Any:

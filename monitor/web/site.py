@@ -6,7 +6,7 @@ through read-only sessions. Every response forbids scripts and foreign styles.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import (
@@ -19,19 +19,20 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config import SiteSettings
 from monitor.export import ExportFormat, export
 from monitor.status import Health
 from monitor.web.api import api, docs_page, find_or_404
 from monitor.web.feeds import feeds
 from monitor.web.operations import operations
-from monitor.web.pages import HERE, pages, templates
+from monitor.web.pages import HERE, SiteLabels, pages, templates
 from monitor.web.params import StatementId
 from storage.archive import Archive
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
+        "frame-src 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -39,7 +40,9 @@ SECURITY_HEADERS = {
 MACHINE_PREFIXES = ("/api/", "/openapi.json", "/feeds/", "/export/", "/healthz", "/metrics")
 
 
-def create_app(archive: Archive, health: Callable[[], Health]) -> FastAPI:
+def create_app(
+    archive: Archive, health: Callable[[], Health], sites: Sequence[SiteSettings] = ()
+) -> FastAPI:
     app = FastAPI(
         title="embassy-watch archive",
         version="1",
@@ -48,7 +51,7 @@ def create_app(archive: Archive, health: Callable[[], Health]) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(api(archive), prefix="/api")
-    app.include_router(pages(archive))
+    app.include_router(pages(archive, SiteLabels.of(sites)))
     app.include_router(feeds(archive))
     app.include_router(operations(health))
     _add_exports(app, archive)
@@ -65,7 +68,10 @@ def create_app(archive: Archive, health: Callable[[], Health]) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            # A route may only tighten these: the captured-page frame sets its own policy.
+            if name not in response.headers:
+                response.headers[name] = value
         return response
 
     app.add_middleware(HeadAsGet)
