@@ -17,6 +17,7 @@ SCRIPTS = (
     "thinning.py",
     "archive_queries.py",
     "evidence.py",
+    "search.py",
 )
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from storage import models
 from storage.records import SearchHit, SearchResults
@@ -135,10 +136,7 @@ class _Query:
         return len(self.text) <= 2 and "".join(self.grams) != "" and _indexed(self.text)
 
 
-@dataclass(frozen=True)
-class _Match:
-    revision_id: int
-    statement_id: int
+_Match = tuple[int, int]  # (revision id, statement id), many thousands a query: plain tuples
 
 
 def search(
@@ -151,9 +149,9 @@ def search(
     dialect = session.get_bind().dialect.name
     request = _Query(folded, tuple(query_grams(folded)), dialect)
     wanted = max(TOTAL_CAP, offset + limit)
-    found = _collect(_matches(session, request), wanted, all_revisions)
+    found = _collect(_matches(session, request, wanted + 1), wanted, all_revisions)
     page = found[offset : offset + limit]
-    counts = _counts_per_statement(session, request, {match.statement_id for match in page})
+    counts = _counts_per_statement(session, request, {statement for _, statement in page})
     hits = _hits(session, page, folded, counts)
     return SearchResults(query, min(len(found), wanted), len(found) <= wanted, all_revisions, hits)
 
@@ -166,29 +164,31 @@ def _collect(stream: Iterator[list[_Match]], wanted: int, all_revisions: bool) -
     for chunk in stream:
         for match in chunk:
             if not all_revisions:
-                if match.statement_id in statements:
+                if match[1] in statements:
                     continue
-                statements.add(match.statement_id)
+                statements.add(match[1])
             found.append(match)
             if len(found) > wanted:
                 return found
     return found
 
 
-def _matches(session: Session, query: _Query) -> Iterator[list[_Match]]:
+def _matches(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
+    """Matching revisions newest first, `size` rows at a time (enough for a first page)."""
     if not query.grams:  # nothing indexed (punctuation only): test revisions newest first
-        return _walk(session, query)
+        return _walk(session, query, size)
     if query.dialect == "sqlite":
-        return _sqlite_candidates(session, query)
-    return _postgres_matches(session, query)
+        return _sqlite_candidates(session, query, size)
+    return _postgres_matches(session, query, size)
 
 
-def _contains(query: _Query) -> ColumnElement[bool]:
+def _contains(
+    query: _Query,
+    title: ColumnElement[str] = models.Revision.title.expression,
+    body: ColumnElement[str] = models.Revision.body.expression,
+) -> ColumnElement[bool]:
     """The exact test: the folded title or body contains the folded query."""
-    columns: Sequence[ColumnElement[str]] = [
-        models.Revision.title.expression,
-        models.Revision.body.expression,
-    ]
+    columns: Sequence[ColumnElement[str]] = [title, body]
     if query.text != query.text.upper():  # it has letters a-z: fold the text the same way
         if query.dialect == "postgresql":
             columns = [func.translate(column, _UPPER, _UPPER.lower()) for column in columns]
@@ -198,30 +198,31 @@ def _contains(query: _Query) -> ColumnElement[bool]:
     return or_(*(find(column, query.text) > 0 for column in columns))
 
 
-def _rows(session: Session, statement: object) -> list[_Match]:
-    return [_Match(row[0], row[1]) for row in session.execute(statement)]  # type: ignore[call-overload]
+def _rows(session: Session, statement: Select[int, int]) -> list[_Match]:
+    # Core, not ORM, execution: thousands of two-integer rows, no entities.
+    return [(row[0], row[1]) for row in session.connection().execute(statement)]
 
 
-def _walk(session: Session, query: _Query, before: int | None = None) -> Iterator[list[_Match]]:
+def _walk(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
     """Every revision newest first, tested one by one: for queries no index can narrow
     and, on PostgreSQL, for those so common that most revisions match."""
     revision = models.Revision
+    newer: ColumnElement[bool] = true()
     while True:
-        newer = revision.id < before if before is not None else true()
         chunk = _rows(
             session,
             select(revision.id, revision.statement_id)
             .where(newer, _contains(query))
             .order_by(revision.id.desc())
-            .limit(CHUNK),
+            .limit(size),
         )
         yield chunk
-        if len(chunk) < CHUNK:
+        if len(chunk) < size:
             return
-        before = chunk[-1].revision_id
+        newer = revision.id < chunk[-1][0]
 
 
-def _sqlite_candidates(session: Session, query: _Query) -> Iterator[list[_Match]]:
+def _sqlite_candidates(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
     """FTS5 hands out the candidates newest first and stops with the LIMIT."""
     revision = models.Revision
     phrase = " AND ".join('"' + gram + '"' for gram in query.grams)
@@ -238,26 +239,26 @@ def _sqlite_candidates(session: Session, query: _Query) -> Iterator[list[_Match]
             .select_from(_GRAMS.join(revision, revision.id == _GRAMS.c.rowid))
             .where(_GRAMS.c.rowid < before, *conditions)
             .order_by(_GRAMS.c.rowid.desc())
-            .limit(CHUNK),
+            .limit(size),
         )
         yield chunk
-        if len(chunk) < CHUNK:
+        if len(chunk) < size:
             return
-        before = chunk[-1].revision_id
+        before = chunk[-1][0]
 
 
-def _postgres_matches(session: Session, query: _Query) -> Iterator[list[_Match]]:
+def _postgres_matches(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
     """GIN cannot hand out candidates in order; so when the newest revisions show the
     query to be common, walk them (the cap is soon reached), else take every candidate."""
     revision = models.Revision
-    newest = select(revision.id).order_by(revision.id.desc()).limit(PROBE).subquery()
-    hits = session.scalar(
-        select(func.count())
-        .select_from(revision)
-        .where(revision.id.in_(select(newest.c.id)), _contains(query))
+    newest = (
+        select(revision.title, revision.body).order_by(revision.id.desc()).limit(PROBE).subquery()
+    )
+    hits = session.connection().scalar(
+        select(func.count()).where(_contains(query, newest.c.title, newest.c.body))
     )
     if (hits or 0) * DENSE >= PROBE:
-        yield from _walk(session, query)
+        yield from _walk(session, query, size)
         return
     grams = func.search_grams(revision.title, revision.body, type_=ARRAY(Text))
     wanted = bindparam("grams", list(query.grams), type_=ARRAY(Text))
@@ -271,7 +272,7 @@ def _postgres_matches(session: Session, query: _Query) -> Iterator[list[_Match]]
         yield candidates
         return
     for start in range(0, len(candidates), CHUNK):
-        ids = [match.revision_id for match in candidates[start : start + CHUNK]]
+        ids = [revision_id for revision_id, _ in candidates[start : start + CHUNK]]
         yield _rows(
             session,
             select(revision.id, revision.statement_id)
@@ -285,18 +286,18 @@ def _counts_per_statement(session: Session, query: _Query, statements: set[int])
     if not statements:
         return {}
     revision = models.Revision
-    rows = session.execute(
+    rows = session.connection().execute(
         select(revision.statement_id, func.count())
         .where(revision.statement_id.in_(statements), _contains(query))
         .group_by(revision.statement_id)
     )
-    return {statement_id: count for statement_id, count in rows}
+    return {row[0]: row[1] for row in rows}
 
 
 def _hits(
     session: Session, page: list[_Match], folded: str, counts: dict[int, int]
 ) -> tuple[SearchHit, ...]:
-    ids = [match.revision_id for match in page]
+    ids = [revision_id for revision_id, _ in page]
     rows = session.execute(
         select(models.Revision, models.Statement.url)
         .join(models.Statement, models.Statement.id == models.Revision.statement_id)
@@ -314,11 +315,12 @@ def _flat(text_value: str) -> str:
 
 
 def _hit(revision: models.Revision, url: str, folded: str, matching: int) -> SearchHit:
+    same = (lambda value: value) if folded == folded.upper() else fold  # no a-z: no folding
     field, text_value = "title", revision.title
-    start = fold(revision.title).find(folded)
+    start = same(revision.title).find(folded)
     if start < 0:
         field, text_value = "body", revision.body
-        start = fold(revision.body).find(folded)
+        start = same(revision.body).find(folded)
     start = max(start, 0)
     end = start + len(folded)
     before = text_value[max(0, start - SNIPPET_CONTEXT) : start]
