@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     column,
+    false,
     func,
     or_,
     select,
@@ -45,7 +46,10 @@ TOTAL_CAP = 500
 SNIPPET_CONTEXT = 40
 MAX_QUERY_LENGTH = 200
 MAX_QUERY_GRAMS = 24  # more grams narrow no further, they only add doclists to merge
-CHUNK = 256  # candidate rows verified per statement
+CHUNK = 256  # candidate rows read (and tested) per statement
+# Past this many exact tests (queries of 3+ characters, whose pairs can all be present
+# without the text) the total reads "at least": common pairs cannot cost a full scan.
+VERIFY_CAP = 1000
 PROBE = 256  # PostgreSQL: newest revisions tested before choosing walk or index
 DENSE = 4  # ... walk (no index) when at least 1 in DENSE of them match
 _SPACES = re.compile(r"\s+")
@@ -136,7 +140,10 @@ class _Query:
         return len(self.text) <= 2 and "".join(self.grams) != "" and _indexed(self.text)
 
 
-_Match = tuple[int, int]  # (revision id, statement id), many thousands a query: plain tuples
+# Many thousands a query, so plain tuples: (revision id, statement id) and, for a
+# candidate, whether it passed the exact test.
+_Match = tuple[int, int]
+_Candidate = tuple[int, int, bool]
 
 
 def search(
@@ -149,37 +156,63 @@ def search(
     dialect = session.get_bind().dialect.name
     request = _Query(folded, tuple(query_grams(folded)), dialect)
     wanted = max(TOTAL_CAP, offset + limit)
-    found = _collect(_matches(session, request, wanted + 1), wanted, all_revisions)
+    # One hit per statement: statements already found are left out of later reads, so a
+    # statement with many matching revisions costs one test, not one per revision.
+    seen: set[int] | None = None if all_revisions else set()
+    reading = _Reading(wanted, offset + limit, None if request.index_is_exact else VERIFY_CAP)
+    found, complete = _collect(_candidates(session, request, seen), reading, seen)
     page = found[offset : offset + limit]
     counts = _counts_per_statement(session, request, {statement for _, statement in page})
     hits = _hits(session, page, folded, counts)
-    return SearchResults(query, min(len(found), wanted), len(found) <= wanted, all_revisions, hits)
+    exact = complete and len(found) <= wanted
+    return SearchResults(query, min(len(found), wanted), exact, all_revisions, hits)
 
 
-def _collect(stream: Iterator[list[_Match]], wanted: int, all_revisions: bool) -> list[_Match]:
-    """Matches newest first (one per statement unless all_revisions), up to wanted + 1:
-    the one past `wanted` only tells that the total is not exact."""
+@dataclass(frozen=True)
+class _Reading:
+    wanted: int  # matches to count before the total becomes "at least"
+    page_end: int  # matches the page needs, whatever the cost
+    tests: int | None  # exact tests to run before the total becomes "at least" (None: no limit)
+
+
+def _collect(
+    stream: Iterator[list[_Candidate]], reading: _Reading, seen: set[int] | None
+) -> tuple[list[_Match], bool]:
+    """Matches newest first (one per statement unless `seen` is None), up to wanted + 1
+    (the one past `wanted` only tells that the total is not exact), and whether every
+    candidate was tested."""
     found: list[_Match] = []
-    statements: set[int] = set()
+    tested = 0
     for chunk in stream:
-        for match in chunk:
-            if not all_revisions:
-                if match[1] in statements:
-                    continue
-                statements.add(match[1])
-            found.append(match)
-            if len(found) > wanted:
-                return found
-    return found
+        for revision_id, statement_id, hit in chunk:
+            tested += 1
+            if not hit or (seen is not None and statement_id in seen):
+                continue
+            if seen is not None:
+                seen.add(statement_id)
+            found.append((revision_id, statement_id))
+            if len(found) > reading.wanted:
+                return found, False
+        spent = reading.tests is not None and tested >= reading.tests
+        if spent and len(found) >= reading.page_end:  # the page is full; the rest is counting
+            return found, False
+    return found, True
 
 
-def _matches(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
-    """Matching revisions newest first, `size` rows at a time (enough for a first page)."""
+def _candidates(
+    session: Session, query: _Query, seen: set[int] | None
+) -> Iterator[list[_Candidate]]:
+    """Candidate revisions newest first with the exact test's answer, in chunks; none of
+    the statements in `seen` (which grows between chunks)."""
     if not query.grams:  # nothing indexed (punctuation only): test revisions newest first
-        return _walk(session, query, size)
+        return _walk(session, query, seen)
     if query.dialect == "sqlite":
-        return _sqlite_candidates(session, query, size)
-    return _postgres_matches(session, query, size)
+        return _sqlite_candidates(session, query, seen)
+    return _postgres_candidates(session, query, seen)
+
+
+def _unseen(seen: set[int] | None) -> ColumnElement[bool]:
+    return models.Revision.statement_id.not_in(sorted(seen)) if seen else true()
 
 
 def _contains(
@@ -198,12 +231,12 @@ def _contains(
     return or_(*(find(column, query.text) > 0 for column in columns))
 
 
-def _rows(session: Session, statement: Select[int, int]) -> list[_Match]:
-    # Core, not ORM, execution: thousands of two-integer rows, no entities.
-    return [(row[0], row[1]) for row in session.connection().execute(statement)]
+def _rows(session: Session, statement: Select[int, int, bool]) -> list[_Candidate]:
+    # Core, not ORM, execution: thousands of small rows, no entities.
+    return [(row[0], row[1], bool(row[2])) for row in session.connection().execute(statement)]
 
 
-def _walk(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
+def _walk(session: Session, query: _Query, seen: set[int] | None) -> Iterator[list[_Candidate]]:
     """Every revision newest first, tested one by one: for queries no index can narrow
     and, on PostgreSQL, for those so common that most revisions match."""
     revision = models.Revision
@@ -211,43 +244,44 @@ def _walk(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
     while True:
         chunk = _rows(
             session,
-            select(revision.id, revision.statement_id)
-            .where(newer, _contains(query))
+            select(revision.id, revision.statement_id, _contains(query))
+            .where(newer, _unseen(seen))
             .order_by(revision.id.desc())
-            .limit(size),
+            .limit(CHUNK),
         )
         yield chunk
-        if len(chunk) < size:
+        if len(chunk) < CHUNK:
             return
         newer = revision.id < chunk[-1][0]
 
 
-def _sqlite_candidates(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
+def _sqlite_candidates(
+    session: Session, query: _Query, seen: set[int] | None
+) -> Iterator[list[_Candidate]]:
     """FTS5 hands out the candidates newest first and stops with the LIMIT."""
     revision = models.Revision
     phrase = " AND ".join('"' + gram + '"' for gram in query.grams)
-    conditions: list[ColumnElement[bool]] = [
-        text("revision_grams MATCH :phrase").bindparams(phrase=phrase)  # type: ignore[list-item]
-    ]
-    if not query.index_is_exact:
-        conditions.append(_contains(query))
+    match = text("revision_grams MATCH :phrase").bindparams(phrase=phrase)
+    hit = true() if query.index_is_exact else _contains(query)
     before = 1 << 62
     while True:
         chunk = _rows(
             session,
-            select(_GRAMS.c.rowid, revision.statement_id)
+            select(_GRAMS.c.rowid, revision.statement_id, hit)
             .select_from(_GRAMS.join(revision, revision.id == _GRAMS.c.rowid))
-            .where(_GRAMS.c.rowid < before, *conditions)
+            .where(match, _GRAMS.c.rowid < before, _unseen(seen))
             .order_by(_GRAMS.c.rowid.desc())
-            .limit(size),
+            .limit(CHUNK),
         )
         yield chunk
-        if len(chunk) < size:
+        if len(chunk) < CHUNK:
             return
         before = chunk[-1][0]
 
 
-def _postgres_matches(session: Session, query: _Query, size: int) -> Iterator[list[_Match]]:
+def _postgres_candidates(
+    session: Session, query: _Query, seen: set[int] | None
+) -> Iterator[list[_Candidate]]:
     """GIN cannot hand out candidates in order; so when the newest revisions show the
     query to be common, walk them (the cap is soon reached), else take every candidate."""
     revision = models.Revision
@@ -258,25 +292,29 @@ def _postgres_matches(session: Session, query: _Query, size: int) -> Iterator[li
         select(func.count()).where(_contains(query, newest.c.title, newest.c.body))
     )
     if (hits or 0) * DENSE >= PROBE:
-        yield from _walk(session, query, size)
+        yield from _walk(session, query, seen)
         return
     grams = func.search_grams(revision.title, revision.body, type_=ARRAY(Text))
     wanted = bindparam("grams", list(query.grams), type_=ARRAY(Text))
+    hit = true() if query.index_is_exact else false()
     candidates = _rows(
         session,
-        select(revision.id, revision.statement_id)
+        select(revision.id, revision.statement_id, hit)
         .where(grams.contains(wanted))
         .order_by(revision.id.desc()),
     )
     if query.index_is_exact:
         yield candidates
         return
-    for start in range(0, len(candidates), CHUNK):
-        ids = [revision_id for revision_id, _ in candidates[start : start + CHUNK]]
+    while candidates:
+        if seen:
+            candidates = [match for match in candidates if match[1] not in seen]
+        ids = [revision_id for revision_id, _, _ in candidates[:CHUNK]]
+        candidates = candidates[CHUNK:]
         yield _rows(
             session,
-            select(revision.id, revision.statement_id)
-            .where(revision.id.in_(ids), _contains(query))
+            select(revision.id, revision.statement_id, _contains(query))
+            .where(revision.id.in_(ids))
             .order_by(revision.id.desc()),
         )
 
