@@ -221,3 +221,23 @@ def test_the_cli_shows_statements_with_their_counts_and_all_revisions_on_request
     every = ew.json("search", "人权", "--all-revisions", "--limit", "2")
     assert [(h["statement_id"], h["revision"]) for h in every["hits"]] == [(2, 1), (1, 2)]
     assert (every["total"], every["total_exact"], every["all_revisions"]) == (3, True, True)
+
+
+def test_past_the_cap_on_exact_tests_the_total_says_at_least_but_the_page_fills(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three characters and more: a revision can have all the pairs and not the text, so
+    each candidate is tested; past VERIFY_CAP tests the count stops, not the page."""
+    monkeypatch.setattr(search, "VERIFY_CAP", 3)
+    monkeypatch.setattr(search, "CHUNK", 2)
+    apart = ["人权。权人"]  # 人权 and 权人, never 人权人
+    _write(archive.engine, {1: ["人权人"], 2: ["人权人"]} | {sid: apart for sid in range(3, 9)})
+    results = archive.search("人权人", limit=2)
+    assert [hit.statement_id for hit in results.hits] == [2, 1]
+    assert results.total == 2  # exact here, though only "at least" is promised
+    with archive.engine.begin() as connection:
+        connection.execute(models.Revision.__table__.update().values(body="人权人"))
+    counted = archive.search("人权人", limit=2)
+    assert (counted.total, counted.total_exact) == (4, False)
+    assert [hit.statement_id for hit in counted.hits] == [8, 7]
+    assert archive.search("人权", limit=2).total_exact  # two characters: no tests, exact
