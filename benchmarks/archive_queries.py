@@ -11,7 +11,7 @@ crawl writes them, oldest first with statements interleaved. Rows are written in
 real schema (migrations, search triggers and indexes included); the reads go
 through the same `Archive` calls the API and pages use. Prints median and 95th
 percentile latency for: statement as of a time, diff between two revisions (read both
-+ character diff), and search (two-character, four-character and rare queries).
++ character diff). Search on the same archive: benchmarks/search.py.
 """
 
 from __future__ import annotations
@@ -42,12 +42,7 @@ from tests.replica.site import seed_statements
 START = datetime(2024, 1, 1, tzinfo=UTC)
 BATCH = 5_000
 QUERIES = 50
-RARE = "維護香港人權自由"  # in one statement of 97, its last revision only
-SEARCHES = {
-    "2 characters (人权)": "人权",
-    "4 characters (美国政府)": "美国政府",
-    "rare (維護)": "維護",
-}
+RARE = "維護香港人權自由"  # in one statement of 97, its last revision only (for search.py)
 
 
 def corpus() -> list[str]:
@@ -158,11 +153,6 @@ def run(name: str, archive: Archive, statements: int, revisions: int) -> list[st
         f"| {name}: as of a time | {_ms(measure(as_of))} |",
         f"| {name}: diff of two revisions | {_ms(measure(diff))} |",
     ]
-    for label, query in SEARCHES.items():
-        hits = archive.search(query, limit=20).total
-        rows.append(
-            f"| {name}: search {label}, first 20 of {hits:,} | {_ms(measure(lambda q=query: archive.search(q, limit=20)))} |"
-        )
     return rows
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
     Text,
     bindparam,
+    case,
     column,
     false,
     func,
@@ -51,6 +52,7 @@ CHUNK = 256  # candidate rows read (and tested) per statement
 # without the text) the total reads "at least": common pairs cannot cost a full scan.
 VERIFY_CAP = 1000
 PROBE = 256  # PostgreSQL: newest revisions tested before choosing walk or index
+GIN_PAGE = 2048  # PostgreSQL: candidates read from GIN at a time, newest first
 DENSE = 4  # ... walk (no index) when at least 1 in DENSE of them match
 _SPACES = re.compile(r"\s+")
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -133,6 +135,7 @@ class _Query:
     text: str  # folded
     grams: tuple[str, ...]
     dialect: str
+    dense: bool | None = None  # PostgreSQL: common enough to walk rather than use GIN
 
     @property
     def index_is_exact(self) -> bool:
@@ -155,6 +158,8 @@ def search(
     folded = fold(query)
     dialect = session.get_bind().dialect.name
     request = _Query(folded, tuple(query_grams(folded)), dialect)
+    if dialect == "postgresql" and request.grams:
+        request = replace(request, dense=_postgres_dense(session, request))
     wanted = max(TOTAL_CAP, offset + limit)
     # One hit per statement: statements already found are left out of later reads, so a
     # statement with many matching revisions costs one test, not one per revision.
@@ -240,12 +245,17 @@ def _walk(session: Session, query: _Query, seen: set[int] | None) -> Iterator[li
     """Every revision newest first, tested one by one: for queries no index can narrow
     and, on PostgreSQL, for those so common that most revisions match."""
     revision = models.Revision
+    # Found statements are skipped in the test, not left out by the WHERE clause: a long
+    # NOT IN makes PostgreSQL's planner give up the newest-first index walk for a scan.
+    hit = _contains(query)
+    if seen:
+        hit = case((revision.statement_id.in_(sorted(seen)), false()), else_=hit)
     newer: ColumnElement[bool] = true()
     while True:
         chunk = _rows(
             session,
-            select(revision.id, revision.statement_id, _contains(query))
-            .where(newer, _unseen(seen))
+            select(revision.id, revision.statement_id, hit)
+            .where(newer)
             .order_by(revision.id.desc())
             .limit(CHUNK),
         )
@@ -279,11 +289,9 @@ def _sqlite_candidates(
         before = chunk[-1][0]
 
 
-def _postgres_candidates(
-    session: Session, query: _Query, seen: set[int] | None
-) -> Iterator[list[_Candidate]]:
-    """GIN cannot hand out candidates in order; so when the newest revisions show the
-    query to be common, walk them (the cap is soon reached), else take every candidate."""
+def _postgres_dense(session: Session, query: _Query) -> bool:
+    """Whether at least 1 in DENSE of the newest revisions contain the query: then the
+    walk newest first soon fills the page and the count, and the index would not help."""
     revision = models.Revision
     newest = (
         select(revision.title, revision.body).order_by(revision.id.desc()).limit(PROBE).subquery()
@@ -291,21 +299,41 @@ def _postgres_candidates(
     hits = session.connection().scalar(
         select(func.count()).where(_contains(query, newest.c.title, newest.c.body))
     )
-    if (hits or 0) * DENSE >= PROBE:
+    return (hits or 0) * DENSE >= PROBE
+
+
+def _postgres_candidates(
+    session: Session, query: _Query, seen: set[int] | None
+) -> Iterator[list[_Candidate]]:
+    """GIN cannot hand out candidates in order: each read takes the newest GIN_PAGE of
+    them (a sort on the server), then tests them a chunk at a time."""
+    if query.dense:
         yield from _walk(session, query, seen)
         return
-    grams = func.search_grams(revision.title, revision.body, type_=ARRAY(Text))
-    wanted = bindparam("grams", list(query.grams), type_=ARRAY(Text))
+    revision = models.Revision
     hit = true() if query.index_is_exact else false()
-    candidates = _rows(
-        session,
-        select(revision.id, revision.statement_id, hit)
-        .where(grams.contains(wanted))
-        .order_by(revision.id.desc()),
-    )
+    older: ColumnElement[bool] = true()
+    while True:
+        candidates = _rows(
+            session,
+            select(revision.id, revision.statement_id, hit)
+            .where(_postgres_has_grams(query), older)
+            .order_by(revision.id.desc())
+            .limit(GIN_PAGE),
+        )
+        yield from _tested(session, query, candidates, seen)
+        if len(candidates) < GIN_PAGE:
+            return
+        older = revision.id < candidates[-1][0]
+
+
+def _tested(
+    session: Session, query: _Query, candidates: list[_Candidate], seen: set[int] | None
+) -> Iterator[list[_Candidate]]:
     if query.index_is_exact:
         yield candidates
         return
+    revision = models.Revision
     while candidates:
         if seen:
             candidates = [match for match in candidates if match[1] not in seen]
@@ -319,14 +347,24 @@ def _postgres_candidates(
         )
 
 
+def _postgres_has_grams(query: _Query) -> ColumnElement[bool]:
+    """The revision has every gram of the query (the GIN index answers it)."""
+    revision = models.Revision
+    grams = func.search_grams(revision.title, revision.body, type_=ARRAY(Text))
+    return grams.contains(bindparam("grams", list(query.grams), type_=ARRAY(Text)))
+
+
 def _counts_per_statement(session: Session, query: _Query, statements: set[int]) -> dict[int, int]:
     """How many of each statement's revisions contain the query (exact: a few statements)."""
     if not statements:
         return {}
     revision = models.Revision
+    narrowed: list[ColumnElement[bool]] = [revision.statement_id.in_(statements)]
+    if query.grams and query.dense is False:  # PostgreSQL: GIN and statement_id's index ANDed
+        narrowed.append(_postgres_has_grams(query))
     rows = session.connection().execute(
         select(revision.statement_id, func.count())
-        .where(revision.statement_id.in_(statements), _contains(query))
+        .where(*narrowed, _contains(query))
         .group_by(revision.statement_id)
     )
     return {row[0]: row[1] for row in rows}
