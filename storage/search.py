@@ -51,7 +51,7 @@ CHUNK = 256  # candidate rows read (and tested) per statement
 # Past this many exact tests (queries of 3+ characters, whose pairs can all be present
 # without the text) the total reads "at least": common pairs cannot cost a full scan.
 VERIFY_CAP = 1000
-PROBE = 256  # PostgreSQL: newest revisions tested before choosing walk or index
+PROBE = 64  # PostgreSQL: newest revisions tested before choosing walk or index
 GIN_PAGE = 2048  # PostgreSQL: candidates read from GIN at a time, newest first
 DENSE = 4  # ... walk (no index) when at least 1 in DENSE of them match
 _SPACES = re.compile(r"\s+")
@@ -85,7 +85,7 @@ SQLITE_INDEX_FILL = (
 # keeps the planner from ever computing it per row at query time.
 POSTGRES_FUNCTION = f"""
 CREATE FUNCTION search_grams(title text, body text) RETURNS text[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 100000 AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 1000 AS $$
   SELECT ARRAY(
     SELECT DISTINCT g FROM (
       SELECT string_to_array(translate(title || ' ' || body, '{_UPPER}', '{_UPPER.lower()}'), NULL)
