@@ -9,9 +9,9 @@ revisions to candidates; the exact substring test decides (a query's pairs can a
 present without being adjacent). For one or two characters the index alone is exact.
 
 Matches are read newest first (by revision id, the order they were archived) and the
-reading stops once the page and the count cap are filled, so a pair found in 85% of
-the archive costs no more than a rare one. Letters A-Z match either case; every other
-character matches only itself.
+reading stops once the page and the count are filled (TOTAL_CAP matches, VERIFY_CAP
+exact tests), so a pair found in 85% of the archive costs no more than a rare one.
+Letters A-Z match either case; every other character matches only itself.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ TOTAL_CAP = 500
 SNIPPET_CONTEXT = 40
 MAX_QUERY_LENGTH = 200
 MAX_QUERY_GRAMS = 24  # more grams narrow no further, they only add doclists to merge
-CHUNK = 256  # candidate rows read (and tested) per statement
+CHUNK = 256  # candidate rows read (and tested) per SQL query
 # Past this many exact tests (queries of 3+ characters, whose pairs can all be present
 # without the text) the total reads "at least": common pairs cannot cost a full scan.
 VERIFY_CAP = 1000
