@@ -52,6 +52,7 @@ CHUNK = 256  # candidate rows read (and tested) per SQL query
 # without the text) the total reads "at least": common pairs cannot cost a full scan.
 VERIFY_CAP = 1000
 PROBE = 64  # PostgreSQL: newest revisions tested before choosing walk or index
+FEW = 2000  # SQLite: candidates few enough to count a page's statements from FTS5
 GIN_PAGE = 2048  # PostgreSQL: candidates read from GIN at a time, newest first
 DENSE = 4  # ... walk (no index) when at least 1 in DENSE of them match
 _SPACES = re.compile(r"\s+")
@@ -271,8 +272,7 @@ def _sqlite_candidates(
 ) -> Iterator[list[_Candidate]]:
     """FTS5 hands out the candidates newest first and stops with the LIMIT."""
     revision = models.Revision
-    phrase = " AND ".join('"' + gram + '"' for gram in query.grams)
-    match = text("revision_grams MATCH :phrase").bindparams(phrase=phrase)
+    match = _sqlite_match(query)
     hit = true() if query.index_is_exact else _contains(query)
     before = 1 << 62
     while True:
@@ -360,15 +360,28 @@ def _counts_per_statement(session: Session, query: _Query, statements: set[int])
     if not statements:
         return {}
     revision = models.Revision
+    counted = select(revision.statement_id, func.count()).group_by(revision.statement_id)
     narrowed: list[ColumnElement[bool]] = [revision.statement_id.in_(statements)]
     if query.grams and query.dense is False:  # PostgreSQL: GIN and statement_id's index ANDed
         narrowed.append(_postgres_has_grams(query))
-    rows = session.connection().execute(
-        select(revision.statement_id, func.count())
-        .where(*narrowed, _contains(query))
-        .group_by(revision.statement_id)
-    )
+    elif query.grams and query.dialect == "sqlite" and _sqlite_few(session, query):
+        # Few candidates in all: read them from FTS5 rather than test every revision of
+        # the page's statements.
+        counted = counted.select_from(_GRAMS.join(revision, revision.id == _GRAMS.c.rowid))
+        narrowed.append(_sqlite_match(query))
+    rows = session.connection().execute(counted.where(*narrowed, _contains(query)))
     return {row[0]: row[1] for row in rows}
+
+
+def _sqlite_match(query: _Query) -> ColumnElement[bool]:
+    phrase = " AND ".join('"' + gram + '"' for gram in query.grams)
+    return text("revision_grams MATCH :phrase").bindparams(phrase=phrase)  # type: ignore[return-value]
+
+
+def _sqlite_few(session: Session, query: _Query) -> bool:
+    """Whether the index holds fewer than FEW candidates (FTS5 stops counting there)."""
+    first = select(_GRAMS.c.rowid).where(_sqlite_match(query)).limit(FEW).subquery()
+    return (session.connection().scalar(select(func.count()).select_from(first)) or 0) < FEW
 
 
 def _hits(
