@@ -181,12 +181,12 @@ def test_the_index_follows_updates_and_deletes(archive: Archive) -> None:
 
 @pytest.fixture
 def old_archive(database_url: str) -> Iterator[Engine]:
-    """An archive as the code before search by pairs left it: migrated to 0005."""
+    """An archive as the code before search by pairs left it: migrated to 0007."""
     engine = make_engine(database_url)
     config = alembic_config()
     with engine.connect() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0005")
+        command.upgrade(config, "0007")
     _write(engine, {1: ["人权与香港", "香港"], 2: ["新疆的人权"]})
     yield engine
     engine.dispose()

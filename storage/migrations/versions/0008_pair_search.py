@@ -5,8 +5,8 @@ indexes), which could not serve one- and two-character queries, by one index of 
 revision's characters and pairs of adjacent characters (see storage.search), built here
 for the revisions already archived.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -15,8 +15,8 @@ from alembic import op
 
 from storage.search import POSTGRES_FUNCTION, POSTGRES_INDEX, SQLITE_INDEX, SQLITE_INDEX_FILL
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
