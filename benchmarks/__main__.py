@@ -18,6 +18,7 @@ SCRIPTS = (
     "archive_queries.py",
     "list_pages.py",
     "evidence.py",
+    "search.py",
 )
 
 

@@ -47,6 +47,7 @@ from monitor.views import (
     iso,
     revision_json,
     revision_summary_json,
+    search_json,
     statement_json,
 )
 from storage.archive import ArchiveBusy, ArchiveMissing
@@ -453,6 +454,36 @@ def statements(
         click.echo(
             f"{row.id:>5}  {row.status:<8} {row.revisions:>3} rev  {published}  "
             f"{one_line(row.title, 40)}  {one_line(row.url)}"
+        )
+
+
+@main.command()
+@config_option
+@json_option
+@click.argument("text")
+@click.option(
+    "--all-revisions", is_flag=True, help="Every matching revision, not one per statement."
+)
+@click.option("--limit", type=NUMBER, default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+def search(
+    config_path: str | None, as_json: bool, text: str, all_revisions: bool, limit: int, offset: int
+) -> None:
+    """Find TEXT (any length, Chinese too) in titles and bodies, newest first: each
+    statement's latest revision containing it, with how many of its revisions do."""
+    with _app(config_path) as app:
+        results = app.archive.search(text, limit=limit, offset=offset, all_revisions=all_revisions)
+    if as_json:
+        _print_json(search_json(results, limit, offset))
+        return
+    what = "revision" if all_revisions else "statement"
+    total = f"{results.total}" if results.total_exact else f"at least {results.total}"
+    click.echo(f"{total} {what}{'s' if results.total != 1 else ''} contain {one_line(text)!r}")
+    for hit in results.hits:
+        snippet = one_line(hit.before) + "[" + one_line(hit.match) + "]" + one_line(hit.after)
+        click.echo(
+            f"{hit.statement_id:>5}  #{hit.revision:<3} {iso(hit.observed_at)}  "
+            f"{hit.matching_revisions:>3} matching  {one_line(hit.title, 40)}\n       {snippet}"
         )
 
 

@@ -16,6 +16,7 @@ from storage.records import (
     Revision,
     RevisionSummary,
     SearchHit,
+    SearchResults,
     StatementSummary,
 )
 
@@ -122,11 +123,25 @@ def search_hit_json(hit: SearchHit) -> dict[str, Any]:
     return {
         "statement_id": hit.statement_id,
         "revision": hit.revision,
+        "matching_revisions": hit.matching_revisions,
         "observed_at": iso(hit.observed_at),
         "url": hit.url,
         "title": hit.title,
         "field": hit.field,
         "snippet": {"before": hit.before, "match": hit.match, "after": hit.after},
+    }
+
+
+def search_json(results: SearchResults, limit: int, offset: int) -> dict[str, Any]:
+    """`/api/search` and `search --json`: hits per statement, or per revision if asked."""
+    return {
+        "query": results.query,
+        "total": results.total,
+        "total_exact": results.total_exact,
+        "all_revisions": results.all_revisions,
+        "limit": limit,
+        "offset": offset,
+        "hits": [search_hit_json(hit) for hit in results.hits],
     }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from storage.search import search_grams
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 READ_ONLY = "embassy_watch_read_only"  # execution option: a transaction that never writes
 
@@ -57,6 +59,8 @@ def _sqlite_engine(url: str, *, foreign_keys: bool) -> Engine:
             f"busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}",
         ):
             dbapi_connection.execute(f"PRAGMA {pragma}")
+        # The search index's triggers call it (storage.search).
+        dbapi_connection.create_function("search_grams", 2, search_grams, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -159,10 +159,13 @@ class Reading:
                     body=zlib.decompress(data),
                 )
 
-    def search(self, query: str, *, limit: int = 20, offset: int = 0) -> SearchResults:
-        """Every revision whose title or body contains `query` (any length, Chinese too)."""
+    def search(
+        self, query: str, *, limit: int = 20, offset: int = 0, all_revisions: bool = False
+    ) -> SearchResults:
+        """Statements whose title or body contains `query` in some revision (any length,
+        Chinese too): each one's latest such revision, or every such revision."""
         with self._sessions.reading() as session:
-            return search_revisions(session, query, limit, offset)
+            return search_revisions(session, query, limit, offset, all_revisions=all_revisions)
 
     def revision_page(self, statement_id: int, number: int) -> KeptPage | None:
         """The raw page revision `number` was read from, if its bytes were kept."""

@@ -316,7 +316,8 @@ class CrawlStats:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """A revision containing the query, with the text around its first occurrence."""
+    """A revision containing the query, with the text around its first occurrence: by
+    default its statement's latest such revision, one hit per statement."""
 
     statement_id: int
     revision: int
@@ -327,12 +328,15 @@ class SearchHit:
     before: str
     match: str
     after: str
+    matching_revisions: int = 1  # of the statement's revisions, how many contain the query
 
 
 @dataclass(frozen=True)
 class SearchResults:
     query: str
-    total: int
+    total: int  # matching statements (revisions if all_revisions), exact up to a cap
+    total_exact: bool  # False: at least `total` (storage.search.TOTAL_CAP)
+    all_revisions: bool  # True: one hit per matching revision, not per statement
     hits: tuple[SearchHit, ...]
 
 

@@ -66,6 +66,11 @@ def test_changes_and_search(served: Served) -> None:
     assert hit["snippet"]["match"] == "拜登" and hit["url"].startswith("http://127.0.0.1")
     two = served.get("/api/search?q=" + quote("项总") + "&limit=5")
     assert {h["revision"] for h in two["hits"]} == {1}  # only revision 1 still says 项
+    assert all(h["matching_revisions"] == 1 for h in two["hits"]) and two["total_exact"]
+    every = served.get("/api/search?q=" + quote("拜登") + "&all_revisions=true&limit=500")
+    assert every["all_revisions"] and every["total"] == len(every["hits"]) >= found["total"]
+    per_statement = {h["statement_id"]: h["matching_revisions"] for h in found["hits"]}
+    assert sum(per_statement.values()) == every["total"]
     assert served.get("/api/search?q=" + quote("不存在的词语"))["total"] == 0
 
 

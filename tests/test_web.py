@@ -192,12 +192,16 @@ def test_the_changes_page_lists_events_newest_first_with_links(served: Served) -
 
 def test_search_highlights_one_and_two_character_chinese_queries(served: Served) -> None:
     page = served.page("/search?q=" + quote("項"))
-    assert "1 revision contain “項”" in page
+    assert "1 statement contain “項”" in page and "1 matching revision" in page
     assert "<mark>項</mark>" in page
     assert f'href="/statements/{served.edited_id}/revisions/2"' in page
     two = served.page("/search?q=" + quote("拜登"))
     assert "<mark>拜登</mark>" in two
-    assert "共 0 个版本" in served.page("/search?q=" + quote("不存在的词语"))
+    assert "共 0 条声明" in served.page("/search?q=" + quote("不存在的词语"))
+    assert "all_revisions=true" in two  # the link to every matching revision
+    every = served.page("/search?all_revisions=true&q=" + quote("项总"))
+    assert "revision contain “项总”" in every or "revisions contain “项总”" in every
+    assert "one per statement" in every
 
 
 def test_scraped_markup_is_shown_as_text_on_every_page(served: Served) -> None:

@@ -19,7 +19,7 @@ from monitor.views import (
     event_json,
     revision_json,
     revision_summary_json,
-    search_hit_json,
+    search_json,
     statement_json,
 )
 from monitor.web.params import (
@@ -129,7 +129,7 @@ def api(archive: Archive) -> APIRouter:
         events = archive.changes(since=since, site=site, statement_id=statement_id, limit=limit)
         return [event_json(event) for event in events]
 
-    @router.get("/search", summary="Revisions whose title or body contain a text")
+    @router.get("/search", summary="Statements whose title or body contain a text")
     def search(
         q: Annotated[
             str,
@@ -138,15 +138,12 @@ def api(archive: Archive) -> APIRouter:
         ],
         limit: Limit = 20,
         offset: Offset = 0,
+        all_revisions: Annotated[
+            bool, Query(description="every matching revision, not one per statement")
+        ] = False,
     ) -> dict[str, Any]:
-        results = archive.search(q, limit=limit, offset=offset)
-        return {
-            "query": results.query,
-            "total": results.total,
-            "limit": limit,
-            "offset": offset,
-            "hits": [search_hit_json(hit) for hit in results.hits],
-        }
+        results = archive.search(q, limit=limit, offset=offset, all_revisions=all_revisions)
+        return search_json(results, limit, offset)
 
     return router
 

@@ -280,17 +280,26 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
         request: Request,
         q: Annotated[str, Query(max_length=200), AfterValidator(without_nul)] = "",
         page: PageNumber = 1,
+        all_revisions: bool = False,
     ) -> HTMLResponse:
-        results = archive.search(q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE) if q else None
+        offset = (page - 1) * PAGE_SIZE
+        results = (
+            archive.search(q, limit=PAGE_SIZE, offset=offset, all_revisions=all_revisions)
+            if q
+            else None
+        )
         total = results.total if results else 0
+        # Past the cap the total is a lower bound: offer the next page while this one is full.
+        more = results is not None and not results.total_exact and len(results.hits) == PAGE_SIZE
         return render(
             request,
             "search.html",
             {
                 "q": q,
                 "results": results,
+                "all_revisions": all_revisions,
                 "page": page,
-                "pages": max(1, -(-total // PAGE_SIZE)),
+                "pages": max(1, -(-total // PAGE_SIZE), page + 1 if more else page),
             },
         )
 
