@@ -57,11 +57,23 @@ INS_STYLE = "background:#ccffd8;color:#055d20;text-decoration:none;font-weight:b
 
 
 @dataclass(frozen=True)
+class TwinNote:
+    """The statement's other-language version, as the archive knew it when the alert was made."""
+
+    statement_id: int
+    language: str | None
+    changed_at: datetime | None  # its latest change after `since`; None: unchanged since
+    since: datetime  # when the changed statement's previous revision was archived
+    last_checked: datetime
+
+
+@dataclass(frozen=True)
 class EventDetail:
     """What an event's message shows beyond its facts: a diff, or the start of a new text."""
 
     changes: StatementDiff | None = None
     excerpt: str | None = None
+    twin: TwinNote | None = None
 
 
 EXCERPT_CHARS = 400
@@ -75,10 +87,44 @@ def what_changed(archive: Archive, event: ChangeEvent) -> EventDetail:
         return EventDetail()
     if event.previous_revision:
         old = archive.revision(event.statement_id, number=event.previous_revision)
-        return EventDetail(changes=diff_statements(old.content, new.content) if old else None)
+        if old is None:
+            return EventDetail()
+        return EventDetail(
+            changes=diff_statements(old.content, new.content),
+            twin=twin_note(archive, event.statement_id, old.observed_at),
+        )
     if event.kind is EventKind.NEW:
         return EventDetail(excerpt=one_line(new.content.body.replace("\n\n", " "), EXCERPT_CHARS))
     return EventDetail()
+
+
+def twin_note(archive: Archive, statement_id: int, since: datetime) -> TwinNote | None:
+    """Whether the statement's twin (hreflang) changed too since `since`, as far as archived."""
+    found = archive.find_statement(str(statement_id))
+    twin = archive.find_statement(found.twin_url) if found and found.twin_url else None
+    if twin is None or twin.id == statement_id:
+        return None
+    latest = archive.history(twin.id)[-1]
+    changed = latest.observed_at if latest.number > 1 and latest.observed_at > since else None
+    return TwinNote(twin.id, twin.language, changed, since, twin.last_seen_at)
+
+
+LANGUAGE_NAMES = {"zh": "Chinese · 中文", "en": "English · 英文"}
+
+
+def twin_line(note: TwinNote) -> str:
+    """One line, the same in every format and on the pages: did the other version change too?"""
+    name = LANGUAGE_NAMES.get((note.language or "").split("-")[0], note.language or "other")
+    if note.changed_at is not None:
+        return (
+            f"Its {name} version (statement {note.statement_id}) changed too, "
+            f"at {_iso(note.changed_at)} · 另一语言版本也已修改"
+        )
+    return (
+        f"Only this language version changed · 仅此语言版本修改: its {name} version "
+        f"(statement {note.statement_id}) is unchanged since {_iso(note.since)} "
+        f"(last checked {_iso(note.last_checked)})"
+    )
 
 
 def one_line(text: str | None, limit: int = MAX_TITLE) -> str:
@@ -133,11 +179,14 @@ def render(
     fmt: Format,
     max_length: int,
     excerpt: str | None = None,
+    twin: TwinNote | None = None,
 ) -> Message:
     """One event as a message; `changes` is the diff for changed/reverted/reappeared events."""
     renderer = _RENDERERS[fmt]
     head = renderer.head(event)
     sections = _sections(event, changes, excerpt, renderer)
+    if twin is not None:  # before the diff: a trimmed message still says it
+        sections.insert(0, renderer.note(twin_line(twin)))
     body = _fit(head, sections, renderer, max_length, event)
     return Message(subject(event), body, fmt)
 

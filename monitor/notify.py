@@ -341,7 +341,7 @@ class Dispatcher:
 
     def _message_for(self, event: ChangeEvent, fmt: Format, max_length: int) -> Message:
         detail = self._detail(event)
-        return render(event, detail.changes, fmt, max_length, detail.excerpt)
+        return render(event, detail.changes, fmt, max_length, detail.excerpt, detail.twin)
 
     def _detail(self, event: ChangeEvent) -> EventDetail:
         """What changed, computed once for all targets (revisions read and diffed once)."""

@@ -86,7 +86,9 @@ def _feed(archive: Archive, request: Request, title: str, events: list[ChangeEve
         entry = feed.add_entry()
         entry.id(_stable_id(f"event {event.id} {event.occurred_at.isoformat()} {event.url}"))
         detail = what_changed(archive, event)
-        message = render(event, detail.changes, Format.HTML, MAX_ENTRY_CHARS, detail.excerpt)
+        message = render(
+            event, detail.changes, Format.HTML, MAX_ENTRY_CHARS, detail.excerpt, detail.twin
+        )
         entry.title(one_line(message.title))
         entry.link(href=base + _page_of(event), rel="alternate")
         entry.updated(event.occurred_at)

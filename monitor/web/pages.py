@@ -104,6 +104,7 @@ class TimelineEntry:
     kind: EventKind | None  # None: a revision archived before change events existed
     revision: RevisionSummary | None
     event: ChangeEvent | None
+    statement: StatementSummary  # the statement's own, or its other-language twin's
 
 
 def templates() -> Jinja2Templates:
@@ -161,11 +162,13 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
     def timeline(request: Request, statement_id: StatementId) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
         history = archive.history(found.id)
-        events = archive.changes(statement_id=found.id, limit=TIMELINE_EVENTS)
+        twin = _twin(archive, found)
+        entries = _timeline(archive, found) + (_timeline(archive, twin) if twin else [])
+        entries.sort(key=lambda entry: entry.at, reverse=True)
         return render(
             request,
             "timeline.html",
-            {"statement": found, "entries": _timeline(history, events), "history": history},
+            {"statement": found, "twin": twin, "entries": entries, "history": history},
         )
 
     @router.get("/statements/{statement_id}/revisions/{number}")
@@ -306,8 +309,16 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
     return router
 
 
-def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list[TimelineEntry]:
+def _twin(archive: Archive, statement: StatementSummary) -> StatementSummary | None:
+    """The statement's other-language version (its hreflang twin), if archived."""
+    twin = archive.find_statement(statement.twin_url) if statement.twin_url else None
+    return twin if twin is not None and twin.id != statement.id else None
+
+
+def _timeline(archive: Archive, statement: StatementSummary) -> list[TimelineEntry]:
     """Revisions and the events about them (and take-downs) in one list, newest first."""
+    history = archive.history(statement.id)
+    events = archive.changes(statement_id=statement.id, limit=TIMELINE_EVENTS)
     by_revision = {
         e.revision: e for e in events if e.revision is not None and e.kind is not EventKind.REMOVED
     }
@@ -317,12 +328,13 @@ def _timeline(history: list[RevisionSummary], events: list[ChangeEvent]) -> list
             kind=by_revision[r.number].kind if r.number in by_revision else None,
             revision=r,
             event=by_revision.get(r.number),
+            statement=statement,
         )
         for r in history
     ]
     shown = {e.id for e in by_revision.values()}
     entries += [
-        TimelineEntry(at=e.occurred_at, kind=e.kind, revision=None, event=e)
+        TimelineEntry(at=e.occurred_at, kind=e.kind, revision=None, event=e, statement=statement)
         for e in events
         if e.id not in shown
     ]
