@@ -173,9 +173,14 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
 def run(config_path: str | None, quiet: bool) -> None:
     """Run the monitor: crawl on schedule, record changes, send alerts (until SIGTERM)."""
     from monitor.daemon import run_daemon  # imports Scrapy and APScheduler
+    from monitor.fleet import is_fleet, run_fleet
 
     with _app(config_path, create_archive=True) as app:
         _log_progress(quiet, app.settings.logging.format)
+        if is_fleet(app.settings.database.url):  # PostgreSQL: join the archive's fleet
+            if not run_fleet(app):
+                sys.exit(EXIT_FAILED)
+            return
         try:
             with app.archive.exclusive_daemon():
                 run_daemon(app)
