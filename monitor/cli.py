@@ -39,7 +39,7 @@ from monitor.export import ExportFormat
 from monitor.export import export as export_archive
 from monitor.messages import render_diff, subject
 from monitor.notify import Round
-from monitor.status import Health
+from monitor.status import Health, WorkerHealth
 from monitor.views import (
     delivery_json,
     event_json,
@@ -323,8 +323,19 @@ def _print_health(health: Health) -> None:
     click.echo(f"events: {events or 'none'}")
     alerts = ", ".join(f"{n} {state}" for state, n in tallies.outbox.items())
     click.echo(f"alerts: {alerts}")
+    for worker in health.workers:
+        click.echo(_worker_line(worker, health.checked_at))
     for problem in health.problems:
         click.echo(f"problem: {problem}")
+
+
+def _worker_line(worker: WorkerHealth, now: datetime) -> str:
+    """A worker of the fleet, how recently it was heard from, and the sites it holds."""
+    member = worker.member
+    heard = f"heartbeat {(now - member.last_heartbeat).total_seconds():.0f}s ago"
+    state = heard if worker.alive else f"SILENT ({heard}; its crawls go to the others)"
+    crawling = ", ".join(member.crawling) or "nothing"
+    return f"worker {member.id} {member.name}: {state}; crawling {crawling}"
 
 
 @main.command()
