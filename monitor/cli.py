@@ -332,7 +332,7 @@ def _print_health(health: Health) -> None:
 def _worker_line(worker: WorkerHealth, now: datetime) -> str:
     """A worker of the fleet, how recently it was heard from, and the sites it holds."""
     member = worker.member
-    heard = f"heartbeat {(now - member.last_heartbeat).total_seconds():.0f}s ago"
+    heard = f"heartbeat {max((now - member.last_heartbeat).total_seconds(), 0):.0f}s ago"
     state = heard if worker.alive else f"SILENT ({heard}; its crawls go to the others)"
     crawling = ", ".join(member.crawling) or "nothing"
     return f"worker {member.id} {member.name}: {state}; crawling {crawling}"

@@ -158,6 +158,10 @@ class Monitor:
             report.fatal_error = f"cannot write to the archive: {first_line(error)}"
         return report
 
+    def crawling_sites(self) -> list[str]:
+        """The sites this process is crawling now."""
+        return list(self._crawling)
+
     def check_staleness(self, crawling: Mapping[str, datetime] | None = None) -> None:
         """Alert when a site has had no successful crawl for `stale_after` intervals.
 

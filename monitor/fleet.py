@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from storage import fleet as registry
+from storage.errors import first_line
 
 if TYPE_CHECKING:
     from procrastinate.worker import Worker
@@ -45,6 +48,7 @@ TEND = "tend"
 WATCHDOG = "watchdog"
 THIN = "thin"
 THIN_CRON = "23 4 * * *"  # daily, as the single daemon does
+PRUNE_AFTER_STALLS = 3
 SCHEMA_LOCK_KEY = 0x656D6266  # pg_advisory_xact_lock while Procrastinate's schema is applied
 
 
@@ -130,6 +134,8 @@ class FleetDaemon:
         self.worker_id: int | None = None
         self.task: asyncio.Future[None] | None = None
         self.failed = False
+        self._left = threading.Event()
+        self.leaving = False  # SIGTERM: a crawl cut short is handed to the fleet at once
         self._register_tasks()
 
     def _register_tasks(self) -> None:
@@ -175,7 +181,7 @@ class FleetDaemon:
                     concurrency=len(self.sites) + 3,  # every site, tend, watchdog, thin
                     install_signal_handlers=False,  # the reactor has SIGTERM (Daemon.stop)
                     update_heartbeat_interval=self.timing.heartbeat,
-                    stalled_worker_timeout=self.timing.stalled_after,
+                    stalled_worker_timeout=PRUNE_AFTER_STALLS * self.timing.stalled_after,
                     fetch_job_polling_interval=self.timing.heartbeat,
                     delete_jobs="successful",
                 )
@@ -187,9 +193,9 @@ class FleetDaemon:
         except Exception as error:  # the database went away: exit, the supervisor restarts us
             log.error("fleet: the worker failed: %s: %s", type(error).__name__, error)
             self.failed = True
-            from twisted.internet import reactor
-
-            reactor.stop()  # type: ignore[misc]
+            _stop_reactor()
+        finally:
+            self._left.set()
 
     async def _joined(self, worker: Worker, running: asyncio.Future[None]) -> None:
         while worker.worker_id is None and not running.done():
@@ -201,6 +207,7 @@ class FleetDaemon:
         await asyncio.to_thread(
             registry.join, self.app.archive.engine, self.worker_id, self.name, now
         )
+        threading.Thread(target=self._beat, name="fleet-heartbeat", daemon=True).start()
         log.info(
             "fleet: joined as worker %d (%s); a dead worker's sites are taken over within %.0fs",
             self.worker_id,
@@ -211,6 +218,22 @@ class FleetDaemon:
         if self.thin_task is not None:
             await self._defer_now(self.thin_task)  # thinned at start, as the single daemon does
 
+    def _beat(self) -> None:
+        """Heartbeats from a thread of their own: a crawl keeping the event loop busy for a
+        while (parsing, writing) must not make a live worker look dead to the fleet."""
+        assert self.worker_id is not None
+        while not self._left.wait(self.timing.heartbeat):
+            try:
+                alive = registry.beat(self.app.archive.engine, self.worker_id)
+            except Exception as error:  # the database is away: Procrastinate notices too
+                log.warning("fleet: heartbeat not recorded: %s", first_line(error))
+                continue
+            if not alive:  # its crawls are the others' now: start again as a new worker
+                log.error("fleet: this worker was counted as dead; leaving the fleet")
+                self.failed = True
+                self.daemon.loop.call_soon_threadsafe(_stop_reactor)
+                return
+
     async def _defer_now(self, task: Any) -> None:
         from procrastinate.exceptions import AlreadyEnqueued
 
@@ -219,6 +242,7 @@ class FleetDaemon:
 
     async def stop(self) -> None:
         """No new job; the running crawl is closed by the daemon, then the worker leaves."""
+        self.leaving = True
         if self.worker is not None:
             self.worker.stop()  # type: ignore[no-untyped-call]
         try:
@@ -236,8 +260,11 @@ class FleetDaemon:
         if settings is None:  # removed from the configuration: its chain ends here
             log.warning("fleet: %s is not in this worker's configuration: not crawled", site)
             return
-        if self.daemon.dispatcher.stopping.is_set():
+        if self.leaving:
             await self.schedule(site, datetime.now(UTC))
+            return
+        if await self._more_than_my_share():
+            await self.schedule(site, _later(self.timing.heartbeat))  # for a less busy worker
             return
         with self._fence(site) as held:
             if not held:
@@ -245,11 +272,20 @@ class FleetDaemon:
                 await self.schedule(site, _later(self.timing.stalled_after))
                 return
             await self.daemon.cycle(settings)
-        if self.daemon.dispatcher.stopping.is_set():  # stopped mid-crawl: another worker ends it
+        if self.leaving:  # stopped mid-crawl: another worker crawls the site now
             await self.schedule(site, datetime.now(UTC))
             return
         schedule = self.app.settings.schedule
         await self.schedule(site, _later(schedule.interval + random.uniform(0, schedule.jitter)))
+
+    async def _more_than_my_share(self) -> bool:
+        """Crawling its share of the sites already (an even split among the live workers)."""
+        crawling = len(self.daemon.monitor.crawling_sites())
+        if not crawling:
+            return False
+        engine = self.app.archive.engine
+        live = await asyncio.to_thread(registry.live_workers, engine, self.timing.stalled_after)
+        return crawling >= math.ceil(len(self.sites) / max(live, 1))
 
     async def schedule(self, site: str, at: datetime) -> None:
         from procrastinate.exceptions import AlreadyEnqueued
@@ -289,7 +325,9 @@ class FleetDaemon:
         from procrastinate.exceptions import ConnectorException
 
         manager = self.jobs.job_manager
-        await manager.prune_stalled_workers(self.timing.stalled_after)
+        # A worker is forgotten well after its jobs are taken over: one pruned while alive
+        # could not take jobs any more (it notices at its next heartbeat and leaves).
+        await manager.prune_stalled_workers(PRUNE_AFTER_STALLS * self.timing.stalled_after)
         await asyncio.to_thread(registry.forget_departed, self.app.archive.engine)
         stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.timing.stalled_after)
         for job in stalled:
@@ -314,6 +352,14 @@ class FleetDaemon:
 
     async def thin(self, timestamp: int) -> None:
         await self.daemon.thin()
+
+
+def _stop_reactor() -> None:
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed
+    if reactor.running:
+        reactor.stop()
 
 
 def _later(seconds: float) -> datetime:

@@ -94,6 +94,21 @@ def scheduled_sites(engine: Engine) -> set[str]:
         return set(connection.scalars(_SCHEDULED, {"task": CRAWL_TASK}))
 
 
+def live_workers(engine: Engine, within_seconds: float) -> int:
+    """How many workers were heard from in the last `within_seconds`."""
+    with engine.connect() as connection:
+        return int(
+            connection.scalar(
+                text(
+                    "SELECT count(*) FROM procrastinate_workers"
+                    " WHERE last_heartbeat > now() - make_interval(secs => :s)"
+                ),
+                {"s": within_seconds},
+            )
+            or 0
+        )
+
+
 def join(engine: Engine, worker_id: int, name: str, at: datetime) -> None:
     with engine.begin() as connection:
         connection.execute(
@@ -104,6 +119,16 @@ def join(engine: Engine, worker_id: int, name: str, at: datetime) -> None:
 def leave(engine: Engine, worker_id: int) -> None:
     with engine.begin() as connection:
         connection.execute(delete(models.FleetWorker).where(models.FleetWorker.id == worker_id))
+
+
+def beat(engine: Engine, worker_id: int) -> bool:
+    """A worker's heartbeat; False when the fleet has already counted it as dead."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            text("UPDATE procrastinate_workers SET last_heartbeat = now() WHERE id = :id"),
+            {"id": worker_id},
+        )
+        return bool(result.rowcount)
 
 
 def forget_departed(engine: Engine) -> int:
