@@ -71,7 +71,7 @@ def fleet_timing(interval: float) -> FleetTiming:
     # Three missed heartbeats, and never under 5 s: a worker whose event loop is briefly
     # busy is not taken for dead (and the advisory-lock fence covers one that is).
     stalled_after = max(3 * heartbeat, 5.0)
-    tend_every = int(min(max(interval / 5, 1.0), 60.0))
+    tend_every = int(min(max(interval / 10, 1.0), 60.0))
     return FleetTiming(heartbeat, stalled_after, tend_every)
 
 
@@ -228,7 +228,7 @@ class FleetDaemon:
             except Exception as error:  # the database is away: Procrastinate notices too
                 log.warning("fleet: heartbeat not recorded: %s", first_line(error))
                 continue
-            if not alive:  # its crawls are the others' now: start again as a new worker
+            if not alive and not self.leaving:  # its crawls are the others': start again
                 log.error("fleet: this worker was counted as dead; leaving the fleet")
                 self.failed = True
                 self.daemon.loop.call_soon_threadsafe(_stop_reactor)
@@ -243,6 +243,7 @@ class FleetDaemon:
     async def stop(self) -> None:
         """No new job; the running crawl is closed by the daemon, then the worker leaves."""
         self.leaving = True
+        self._left.set()  # no heartbeat once leaving: Procrastinate unregisters the worker
         if self.worker is not None:
             self.worker.stop()  # type: ignore[no-untyped-call]
         try:
@@ -356,9 +357,10 @@ class FleetDaemon:
 
 def _stop_reactor() -> None:
     from twisted.internet import reactor as installed
+    from twisted.internet.error import ReactorNotRunning
 
     reactor: Any = installed
-    if reactor.running:
+    with suppress(ReactorNotRunning):  # stopping already (SIGTERM at the same moment)
         reactor.stop()
 
 

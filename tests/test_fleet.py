@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.fleet import every, fleet_timing
 from storage.archive import Archive
 from storage.fleet import FleetMember, read_fleet
 from storage.records import EventPolicy, HealthCondition, NotifyTarget
@@ -30,8 +31,6 @@ from tests.conftest import postgres_database
 from tests.helpers import FAST_CRAWL, Daemon, EmbassyWatch, _toml
 from tests.receivers import MailServer, WebhookSink, wait_until
 from tests.replica.site import ReplicaSite, Statement
-
-pytestmark = pytest.mark.postgres
 
 INTERVAL = 10.0  # seconds; a dead worker's site must be crawled again within this
 SITES = ("alpha", "beta", "gamma")
@@ -133,6 +132,7 @@ def take_over_seconds(others: list[Daemon], site: str, before: list[int], since:
     return time.monotonic() - since
 
 
+@pytest.mark.postgres
 def test_three_workers_survive_sigkill_and_sigterm_with_every_alert_once(
     mail_server: MailServer, webhook: WebhookSink, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -265,6 +265,7 @@ def _claim_each(database_url: str, ids: list[int], start_at: float, seed: int) -
         archive.close()
 
 
+@pytest.mark.postgres
 def test_outbox_claims_from_four_processes_at_once_give_each_row_to_one(
     postgres_url: str,
 ) -> None:
@@ -286,3 +287,21 @@ def test_outbox_claims_from_four_processes_at_once_give_each_row_to_one(
         claimed = pool.starmap(_claim_each, [(postgres_url, ids, start_at, n) for n in range(4)])
     assert sorted(row for rows in claimed for row in rows) == sorted(ids)  # each row once
     assert sum(bool(rows) for rows in claimed) >= 2, "the processes did not race"
+
+
+@pytest.mark.parametrize(
+    ("interval", "within"),
+    [(10.0, 7.0), (60.0, 6 + 18 + 6), (900.0, 10 + 30 + 60), (86400.0, 10 + 30 + 60)],
+)
+def test_a_dead_workers_sites_are_taken_over_within_one_interval(
+    interval: float, within: float
+) -> None:
+    timing = fleet_timing(interval)
+    assert timing.take_over_within == within < interval
+    assert timing.stalled_after >= 3 * timing.heartbeat  # three missed heartbeats, not one
+
+
+def test_the_fleets_periodic_jobs_fire_about_as_often_as_asked() -> None:
+    assert every(2) == "* * * * * */2"
+    assert every(600) == "*/10 * * * *"
+    assert every(7200) == "0 * * * *"  # at least hourly
