@@ -39,7 +39,7 @@ from monitor.export import ExportFormat
 from monitor.export import export as export_archive
 from monitor.messages import render_diff, subject
 from monitor.notify import Round
-from monitor.status import Health
+from monitor.status import Health, WorkerHealth
 from monitor.views import (
     delivery_json,
     event_json,
@@ -183,9 +183,14 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
 def run(config_path: str | None, quiet: bool) -> None:
     """Run the monitor: crawl on schedule, record changes, send alerts (until SIGTERM)."""
     from monitor.daemon import run_daemon  # imports Scrapy and APScheduler
+    from monitor.fleet import is_fleet, run_fleet
 
     with _app(config_path, create_archive=True) as app:
         _log_progress(quiet, app.settings.logging.format)
+        if is_fleet(app.settings.database.url):  # PostgreSQL: join the archive's fleet
+            if not run_fleet(app):
+                sys.exit(EXIT_FAILED)
+            return
         try:
             with app.archive.exclusive_daemon():
                 run_daemon(app)
@@ -328,8 +333,19 @@ def _print_health(health: Health) -> None:
     click.echo(f"events: {events or 'none'}")
     alerts = ", ".join(f"{n} {state}" for state, n in tallies.outbox.items())
     click.echo(f"alerts: {alerts}")
+    for worker in health.workers:
+        click.echo(_worker_line(worker, health.checked_at))
     for problem in health.problems:
         click.echo(f"problem: {problem}")
+
+
+def _worker_line(worker: WorkerHealth, now: datetime) -> str:
+    """A worker of the fleet, how recently it was heard from, and the sites it holds."""
+    member = worker.member
+    heard = f"heartbeat {max((now - member.last_heartbeat).total_seconds(), 0):.0f}s ago"
+    state = heard if worker.alive else f"SILENT ({heard}; its crawls go to the others)"
+    crawling = ", ".join(member.crawling) or "nothing"
+    return f"worker {member.id} {member.name}: {state}; crawling {crawling}"
 
 
 @main.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -171,20 +171,27 @@ class Monitor:
         except SQLAlchemyError as error:  # the pages stay unsealed: the next cycle seals them
             log.error("%s: raw pages not sealed for timestamping: %s", site, first_line(error))
 
-    def check_staleness(self) -> None:
+    def crawling_sites(self) -> list[str]:
+        """The sites this process is crawling now."""
+        return list(self._crawling)
+
+    def check_staleness(self, crawling: Mapping[str, datetime] | None = None) -> None:
         """Alert when a site has had no successful crawl for `stale_after` intervals.
 
         Judged on finished crawls: a site whose last crawl succeeded and whose next one
         is under way waits for that crawl's verdict (a long crawl is no outage), unless
-        it has run past `max_duration` and an interval (hung).
+        it has run past `max_duration` and an interval (hung). `crawling` is the crawls
+        under way in the whole fleet (site -> since when), when there is one.
         """
+        if crawling is None:
+            crawling = self._crawling
         now = self.clock()
         limit = timedelta(seconds=self.settings.stale_after_seconds)
         hung_after = timedelta(seconds=self.settings.crawl.max_duration)
         hung_after += timedelta(seconds=self.settings.schedule.interval)
         for site in self.settings.sites:
             state = self.archive.site_state(site.name)
-            started = self._crawling.get(site.name)
+            started = crawling.get(site.name)
             if started is not None and now - started < hung_after and last_crawl_succeeded(state):
                 continue
             detail = no_recent_success(state, now, limit, self._started_at)

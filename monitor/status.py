@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from config import Settings
+from monitor.fleet import fleet_timing
 from storage.archive import Archive
+from storage.fleet import FleetMember, read_fleet
 from storage.records import SiteState, Tallies
 
 # An alert waiting longer than this many outbox checks (and at least 10 minutes) is late.
@@ -29,11 +31,20 @@ class SiteHealth:
 
 
 @dataclass(frozen=True)
+class WorkerHealth:
+    """A `run` process of a PostgreSQL fleet, as its heartbeat shows it."""
+
+    member: FleetMember
+    alive: bool  # heard from within the time after which its crawls are taken over
+
+
+@dataclass(frozen=True)
 class Health:
     checked_at: datetime
     sites: tuple[SiteHealth, ...]
     tallies: Tallies
     problems: tuple[str, ...]
+    workers: tuple[WorkerHealth, ...] = ()  # the fleet (PostgreSQL); none on SQLite
 
     @property
     def healthy(self) -> bool:
@@ -56,7 +67,15 @@ def read_health(archive: Archive, settings: Settings, now: datetime) -> Health:
     if tallies.oldest_waiting_at is not None and now - tallies.oldest_waiting_at > late:
         waited = _elapsed(now - tallies.oldest_waiting_at)
         problems.append(f"an alert has waited {waited} to be delivered")
-    return Health(now, sites, tallies, tuple(problems))
+    return Health(now, sites, tallies, tuple(problems), _workers(archive, settings, now))
+
+
+def _workers(archive: Archive, settings: Settings, now: datetime) -> tuple[WorkerHealth, ...]:
+    silent_after = timedelta(seconds=fleet_timing(settings.schedule.interval).stalled_after)
+    return tuple(
+        WorkerHealth(member, now - member.last_heartbeat <= silent_after)
+        for member in read_fleet(archive.engine)
+    )
 
 
 def _site_problems(site: SiteHealth, now: datetime) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.status import Health, SiteHealth
+from monitor.status import Health, SiteHealth, WorkerHealth
 from storage.records import (
     ChangeEvent,
     Delivery,
@@ -157,6 +157,19 @@ def health_json(health: Health) -> dict[str, Any]:
         "events": tallies.events,
         "outbox": tallies.outbox,
         "oldest_waiting_alert_at": iso(tallies.oldest_waiting_at),
+        "workers": [worker_json(worker) for worker in health.workers],
+    }
+
+
+def worker_json(worker: WorkerHealth) -> dict[str, Any]:
+    member = worker.member
+    return {
+        "id": member.id,
+        "name": member.name,
+        "alive": worker.alive,
+        "started_at": iso(member.started_at),
+        "last_heartbeat_at": iso(member.last_heartbeat),
+        "crawling": list(member.crawling),
     }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -272,3 +273,17 @@ class EvidenceStamp(Base):
     token: Mapped[bytes | None] = mapped_column(LargeBinary)
     gen_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     tsa_name: Mapped[str | None] = mapped_column(Text)
+
+
+class FleetWorker(Base):
+    """A `run` process in a PostgreSQL fleet, by its Procrastinate worker id (monitor/fleet.py).
+
+    Procrastinate's own worker table holds only an id and a heartbeat: this row says
+    which machine and process the id is, for `status`, /healthz and /metrics.
+    """
+
+    __tablename__ = "fleet_worker"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))  # host:pid
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)

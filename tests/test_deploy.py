@@ -19,12 +19,14 @@ import yaml
 
 from config import load_settings
 from monitor.cli import main
+from monitor.fleet import is_fleet
 from tests.served import Served
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 UNIT = (ROOT / "deploy" / "embassy-watch.service").read_text()
+README = (ROOT / "README.md").read_text()
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 OURS = {name: s for name, s in SERVICES.items() if s.get("build") == "."}
@@ -87,6 +89,16 @@ def test_the_daemon_health_check_is_a_real_command() -> None:
     test = watcher["healthcheck"]["test"]
     assert test[:2] == ["CMD", "embassy-watch"] and test[2] in main.commands
     assert _seconds(watcher["stop_grace_period"]) > 30  # SIGTERM: exit within 30 s
+
+
+def test_the_daemon_scales_to_a_fleet_with_compose_scale() -> None:
+    watcher = next(s for s in OURS.values() if s["command"] == ["run"])
+    # Replicas of a service with a fixed container name or host port could not all start.
+    assert "container_name" not in watcher and "ports" not in watcher
+    settings = load_settings(None, environ=_environment(watcher))
+    assert is_fleet(settings.database.url)  # PostgreSQL: each replica joins the fleet
+    scale = "docker compose up -d --scale watcher=3"
+    assert scale in README and scale in (ROOT / "docker-compose.yml").read_text()
 
 
 def test_the_image_is_built_from_pyproject_with_every_package() -> None:

@@ -97,6 +97,7 @@ class ArchiveCollector(Collector):
             if tallies.oldest_waiting_at
             else 0.0
         )
+        yield from _fleet(found)
         yield _gauge(
             "outbox_oldest_waiting_seconds", "age of the oldest alert not yet delivered (0: none)",
             [], [((), waited)],
@@ -104,6 +105,24 @@ class ArchiveCollector(Collector):
 
 
 Samples = list[tuple[tuple[str, ...], float]]
+
+
+def _fleet(found: Health) -> Iterator[Metric]:
+    """The workers of a PostgreSQL fleet and the sites each is crawling (none on SQLite)."""
+    workers = found.workers
+    yield _gauge(
+        "fleet_workers", "workers of the fleet heard from lately", [],
+        [((), float(sum(w.alive for w in workers)))],
+    )  # fmt: skip
+    yield _gauge(
+        "fleet_worker_heartbeat_timestamp_seconds", "a worker's last heartbeat", ["worker"],
+        [((w.member.name,), w.member.last_heartbeat.timestamp()) for w in workers],
+    )  # fmt: skip
+    yield _gauge(
+        "fleet_worker_crawling", "1 while the worker crawls the site (holds it)",
+        ["worker", "site"],
+        [((w.member.name, site), 1.0) for w in workers for site in w.member.crawling],
+    )  # fmt: skip
 
 
 def _counter(name: str, doc: str, labels: list[str], samples: Samples) -> Metric:
