@@ -192,6 +192,11 @@ class SiteSettings(_Section):
         return urls
 
     @property
+    def server(self) -> str:
+        """The server its listing is on (host and port): crawls of one server take turns."""
+        return (urlsplit(self.listing_urls[0]).netloc or "").lower()
+
+    @property
     def hosts(self) -> frozenset[str]:
         """Hosts this site may be crawled on (a host it redirects to is added at crawl time)."""
         listed = {urlsplit(url).hostname or "" for url in self.listing_urls}

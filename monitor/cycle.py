@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,9 @@ class Monitor:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _started_at: datetime = field(init=False)
     _crawling: dict[str, datetime] = field(init=False, default_factory=dict)
+    # One crawl at a time per server: sites on one host (a mission's languages) take turns,
+    # so the host sees one polite stream of requests, not one per site.
+    _servers: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._started_at = self.clock()
@@ -129,18 +133,20 @@ class Monitor:
         )
         if baseline:
             log.info("%s: first crawl: archiving a baseline, no alerts", site.name)
-        log.info(
-            "%s: crawl started (%d archived statements, %d due for a re-read)",
-            site.name,
-            len(known),
-            len(plan.due),
-        )
         sink = RecordingSink(self.archive, self._policy(baseline))
-        self._crawling[site.name] = now
-        try:
-            report = await self.crawls.crawl_site(site, self.settings.crawl, sink, plan)
-        finally:
-            del self._crawling[site.name]
+        async with self._servers.setdefault(site.server, asyncio.Lock()):
+            log.info(
+                "%s: crawl started (%d archived statements, %d due for a re-read)",
+                site.name,
+                len(known),
+                len(plan.due),
+            )
+            self._crawling[site.name] = self.clock()
+            try:
+                report = await self.crawls.crawl_site(site, self.settings.crawl, sink, plan)
+            finally:
+                del self._crawling[site.name]
+            log.info("%s: crawl finished", site.name)
         if report.stopped_by_shutdown:
             log.info("%s: crawl stopped for shutdown", site.name)
             return report

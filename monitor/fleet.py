@@ -3,8 +3,9 @@
 Each process is a Procrastinate worker on the archive's own database (no other service
 to run, no setting beyond the URL). The schedule is a chain of jobs per site: a `crawl`
 job crawls its site, then defers the site's next crawl one interval later. Procrastinate
-runs a job on one worker only, its `lock` keeps a site's crawls one at a time, and its
-`queueing_lock` keeps one waiting crawl per site. The `tend` job, periodic (deferred
+runs a job on one worker only; its `lock`, the site's server's, keeps one server's crawls
+(a mission's languages) one at a time, and its `queueing_lock` keeps one waiting crawl
+per site. The `tend` job, periodic (deferred
 once per tick for the whole fleet), gives a dead worker's crawl to the others (its
 heartbeat stopped) and starts the chain of a site that has none (a fresh archive, a
 site added). A session advisory lock held by the crawling connection fences a site
@@ -292,7 +293,9 @@ class FleetDaemon:
         from procrastinate.exceptions import AlreadyEnqueued
 
         key = f"{CRAWL}:{site}"
-        job = self.crawl_task.configure(lock=key, queueing_lock=key, schedule_at=at)
+        # The lock is the server's, so across the fleet one server's sites take turns too.
+        server = f"{CRAWL}:server:{self.app.settings.site(site).server}"
+        job = self.crawl_task.configure(lock=server, queueing_lock=key, schedule_at=at)
         with suppress(AlreadyEnqueued):  # the site's next crawl is already waiting
             await job.defer_async(site=site)
 

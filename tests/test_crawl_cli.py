@@ -244,3 +244,35 @@ def test_postgresql_through_the_same_url_setting(replica: ReplicaSite, tmp_path:
         ew.crawl()
         rows = ew.json("statements")
         assert len(rows) == 24 and all(row["revisions"] == 1 for row in rows)
+
+
+def test_sites_on_one_server_take_turns_and_other_servers_go_on(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A mission's languages share a host: it sees one crawl at a time, never two at once."""
+    shared, other = ReplicaSite().start(), ReplicaSite().start()
+    shared.latency = other.latency = 0.2  # crawls long enough to overlap if they could
+    try:
+        path = write_config(tmp_path, sqlite_url, [shared.listing_url])
+        text = path.read_text(encoding="utf-8").replace(
+            "[crawl]", '[schedule]\ninterval = "3s"\njitter = 0\n[crawl]'
+        )
+        for name, url in (("twin", shared.listing_url), ("elsewhere", other.listing_url)):
+            text += f'\n[[sites]]\nname = "{name}"\nlisting_urls = ["{url}"]\n'
+        path.write_text(text, encoding="utf-8")
+        with EmbassyWatch(path, sqlite_url).start_daemon(tmp_path / "run.log") as daemon:
+            daemon.wait_for_log("crawl finished", count=3, timeout=120)
+            log = daemon.output().splitlines()
+            daemon.terminate()
+    finally:
+        shared.stop()
+        other.stop()
+
+    def line(fragment: str) -> int:
+        return next(i for i, text in enumerate(log) if fragment in text)
+
+    replica = ("replica: crawl started", "replica: crawl finished")
+    twin = ("twin: crawl started", "twin: crawl finished")
+    first, second = sorted((replica, twin), key=lambda pair: line(pair[0]))
+    assert line(first[1]) < line(second[0])  # the second began after the first ended
+    assert line("elsewhere: crawl started") < line(first[1])  # the other server did not wait
