@@ -16,6 +16,7 @@ SCRIPTS = (
     "diff_and_growth.py",
     "thinning.py",
     "archive_queries.py",
+    "many_sites.py",
     "list_pages.py",
     "evidence.py",
     "search.py",

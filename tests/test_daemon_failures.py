@@ -168,3 +168,29 @@ def test_sigterm_during_a_crawl_exits_cleanly_and_the_baseline_stays_quiet(
         assert daemon.terminate() == 0
     assert ew.counts()["statements"] == 24
     assert webhook.posts == []
+
+
+def test_a_slow_site_never_delays_another_sites_cycles_or_alerts(
+    replica: ReplicaSite, webhook: WebhookSink, tmp_path: Path, sqlite_url: str
+) -> None:
+    """Many missions in one daemon: one that crawls slowly holds up only itself."""
+    slow = ReplicaSite().start()
+    slow.latency = 1.0  # about half a minute for its first crawl
+    try:
+        ew = monitor_config(
+            tmp_path, sqlite_url, replica, [webhook.url()], alert_on_first_crawl=False
+        )
+        text = ew.config.read_text(encoding="utf-8")
+        text += f'\n[[sites]]\nname = "slow"\nlisting_urls = ["{slow.listing_url}"]\n'
+        ew.config.write_text(text, encoding="utf-8")
+        with ew.start_daemon(tmp_path / "daemon.log") as daemon:
+            daemon.wait_for_log(DONE)
+            replica.add(statement(7))
+            alerts = wait_until(lambda: webhook.with_title(statement(7).title), timeout=20)
+            assert len(alerts) == 1
+            daemon.wait_for_log(DONE, count=3, timeout=20)
+            # Meanwhile the slow site is still in its first crawl.
+            assert "slow: done" not in daemon.output() and "slow: crawl started" in daemon.output()
+            assert daemon.terminate() == 0
+    finally:
+        slow.stop()
