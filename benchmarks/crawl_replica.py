@@ -3,9 +3,12 @@
     .venv/bin/python benchmarks/crawl_replica.py [--statements 2000] [--concurrency 1 8]
 
 Prints two tables for a replica with N statements (crawl delay off):
-  1. the initial archive crawl at each concurrency, next to a bare concurrent HTTP
+  1. the initial archive crawl at each concurrency, with the crawl process's CPU time
+     per statement (user + system, start-up included), next to a bare concurrent HTTP
      fetch of the same pages at the same concurrency (what parsing and storing cost);
-  2. an idle re-crawl (nothing changed): requests made and bytes written.
+  2. an idle re-crawl (nothing changed): requests made and bytes written;
+then a profile of one more initial crawl (cProfile, `--profile-statements` of them):
+where its CPU time goes by package, and the functions costing the most themselves.
 
 Both clients run in their own process; the replica serves from this one.
 """
@@ -16,6 +19,8 @@ import argparse
 import http.client
 import multiprocessing
 import platform
+import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +41,7 @@ from tests.replica.site import ReplicaSite, Statement, seed_statements
 @dataclass(frozen=True)
 class CrawlRun:
     seconds: float
+    cpu_seconds: float  # the crawl process's user + system time
     requests: int
     revisions: int
     bodies: int
@@ -62,7 +68,9 @@ def database_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.glob("archive.db*"))
 
 
-def crawl(site: ReplicaSite, directory: Path, concurrency: int) -> CrawlRun:
+def crawl(
+    site: ReplicaSite, directory: Path, concurrency: int, profile: Path | None = None
+) -> CrawlRun:
     """One `embassy-watch crawl` into the archive in `directory`, as a user runs it."""
     url = f"sqlite:///{directory / 'archive.db'}"
     config = write_config(
@@ -74,19 +82,74 @@ def crawl(site: ReplicaSite, directory: Path, concurrency: int) -> CrawlRun:
     )
     requests, size = len(site.requests), database_bytes(directory)
     before = counts(url)
+    profiler = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else []
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(
-        [str(EXECUTABLE), "crawl", "-q", "--config", str(config)], check=True, capture_output=True
+        [*profiler, str(EXECUTABLE), "crawl", "-q", "--config", str(config)],
+        check=True,
+        capture_output=True,
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = _children_cpu() - cpu_before
     after = counts(url)
     return CrawlRun(
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         requests=len(site.requests) - requests,
         revisions=after["revisions"] - before["revisions"],
         bodies=after["blobs"] - before["blobs"],
         growth=database_bytes(directory) - size,
     )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for children only
+    return usage.ru_utime + usage.ru_stime
+
+
+# Where a profiled function's own time is counted: the first package its file is under.
+PROFILE_GROUPS = (
+    ("storage (ours)", "/storage/"),
+    ("extraction (ours)", "/crawler/extract"),
+    ("crawler (ours, rest)", "/crawler/"),
+    ("SQLAlchemy", "/sqlalchemy/"),
+    ("sqlite3", "sqlite3"),
+    ("zlib", "zlib"),
+    ("lxml / parsel / cssselect", ("/lxml/", "/parsel/", "/cssselect/", "lxml.", "parsel")),
+    ("Scrapy", "/scrapy/"),
+    ("Twisted", "/twisted/"),
+    ("asyncio", "/asyncio/"),
+)
+
+
+def _group(filename: str, function: str) -> str:
+    where = f"{filename}:{function}"
+    for label, needles in PROFILE_GROUPS:
+        if any(needle in where for needle in ((needles,) if isinstance(needles, str) else needles)):
+            return label
+    return "other (start-up, stdlib, ...)"
+
+
+def print_profile(path: Path, statements: int, top: int = 12) -> None:
+    """Own time by package, then the functions with the most own time (cProfile inflates
+    Python-level calls against C ones, so read the shares, not the absolute numbers)."""
+    stats = pstats.Stats(str(path))
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in entries.values())
+    groups: dict[str, float] = {}
+    for (filename, _line, function), entry in entries.items():
+        label = _group(filename, function)
+        groups[label] = groups.get(label, 0.0) + entry[2]
+    print(f"\nprofile of an initial crawl of {statements} statements (own time, cProfile):")
+    print("\n| where | share |\n|---|---|")
+    for label, seconds in sorted(groups.items(), key=lambda item: -item[1]):
+        print(f"| {label} | {100 * seconds / total:.0f}% |")
+    print(f"\ntop {top} functions by own time:")
+    ranked = sorted(entries.items(), key=lambda item: -item[1][2])[:top]
+    for (filename, line, function), entry in ranked:
+        name = f"{Path(filename).parent.name}/{Path(filename).name}:{line}" if line else filename
+        print(f"  {100 * entry[2] / total:5.1f}%  {entry[1]:>8} calls  {function}  ({name})")
 
 
 def counts(url: str) -> dict[str, int]:
@@ -129,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--statements", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--profile-statements", type=int, default=500, help="0: no profile")
     args = parser.parse_args()
     count = args.statements
     site = replica_of(count)
@@ -137,8 +201,11 @@ def main() -> None:
         f"{platform.python_version()}, statements: {count}, delay off",
         flush=True,
     )
-    print("\n| concurrency | embassy-watch s | statements/s | requests | bare fetch s | ratio |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| concurrency | embassy-watch s | statements/s | CPU ms/statement | requests "
+        "| bare fetch s | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|")
     idle = None
     for concurrency in args.concurrency:
         with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +215,7 @@ def main() -> None:
             bare = bare_fetch_in_own_process(site.base_url, paths, concurrency)
             print(
                 f"| {concurrency} | {initial.seconds:.1f} | {count / initial.seconds:.0f} "
+                f"| {1000 * initial.cpu_seconds / count:.1f} "
                 f"| {initial.requests} | {bare:.1f} | {initial.seconds / bare:.1f}× |",
                 flush=True,
             )
@@ -157,15 +225,28 @@ def main() -> None:
     assert idle is not None
     concurrency, initial, again = idle
     print(
-        f"\n| run (concurrency {concurrency}) | seconds | requests | new revisions | new bodies |"
-        " archive growth (bytes) |"
+        f"\n| run (concurrency {concurrency}) | seconds | CPU s | requests | new revisions "
+        "| new bodies | archive growth (bytes) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for label, run in (("first crawl", initial), ("idle re-crawl", again)):
         print(
-            f"| {label} | {run.seconds:.1f} | {run.requests} | {run.revisions} | {run.bodies} "
-            f"| {run.growth:,} |"
+            f"| {label} | {run.seconds:.1f} | {run.cpu_seconds:.1f} | {run.requests} "
+            f"| {run.revisions} | {run.bodies} | {run.growth:,} |"
         )
+    if args.profile_statements:
+        profile_crawl(args.profile_statements)
+
+
+def profile_crawl(count: int) -> None:
+    site = replica_of(count)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            profile = Path(tmp) / "crawl.prof"
+            crawl(site, Path(tmp), 1, profile=profile)
+            print_profile(profile, count)
+    finally:
+        site.stop()
 
 
 if __name__ == "__main__":
