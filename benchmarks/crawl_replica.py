@@ -7,8 +7,8 @@ Prints two tables for a replica with N statements (crawl delay off):
      per statement (user + system, start-up included), next to a bare concurrent HTTP
      fetch of the same pages at the same concurrency (what parsing and storing cost);
   2. an idle re-crawl (nothing changed): requests made and bytes written;
-then a profile of one more initial crawl (cProfile, `--profile-statements` of them):
-where its CPU time goes by package, and the functions costing the most themselves.
+then a profile of one more initial crawl (py-spy, `--profile-statements` statements):
+the share of storing, extraction and the rest, and the functions most often on top.
 
 Both clients run in their own process; the replica serves from this one.
 """
@@ -19,7 +19,6 @@ import argparse
 import http.client
 import multiprocessing
 import platform
-import pstats
 import resource
 import subprocess
 import sys
@@ -82,13 +81,11 @@ def crawl(
     )
     requests, size = len(site.requests), database_bytes(directory)
     before = counts(url)
-    profiler = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else []
+    command = [str(EXECUTABLE), "crawl", "-q", "--config", str(config)]
     cpu_before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(
-        [*profiler, str(EXECUTABLE), "crawl", "-q", "--config", str(config)],
-        check=True,
-        capture_output=True,
+        profiled(command, profile) if profile else command, check=True, capture_output=True
     )
     seconds = time.perf_counter() - started
     cpu_seconds = _children_cpu() - cpu_before
@@ -108,48 +105,52 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# Where a profiled function's own time is counted: the first package its file is under.
-PROFILE_GROUPS = (
-    ("storage (ours)", "/storage/"),
-    ("extraction (ours)", "/crawler/extract"),
-    ("crawler (ours, rest)", "/crawler/"),
-    ("SQLAlchemy", "/sqlalchemy/"),
-    ("sqlite3", "sqlite3"),
-    ("zlib", "zlib"),
-    ("lxml / parsel / cssselect", ("/lxml/", "/parsel/", "/cssselect/", "lxml.", "parsel")),
-    ("Scrapy", "/scrapy/"),
-    ("Twisted", "/twisted/"),
-    ("asyncio", "/asyncio/"),
+# The parts of a crawl's CPU time: a sample belongs to the first part whose function is on
+# its stack (from the outermost frame); samples under none of them are the rest.
+PROFILE_PARTS = (
+    ("start-up: imports", ("_find_and_load",)),
+    ("storing (Archive.record_listing / record_detail)", ("record_listing", "record_detail")),
+    (
+        "extraction (crawler/extract.py)",
+        ("extract_statement", "extract_listing", "is_not_found_page"),
+    ),
+    ("Scrapy reading callbacks' source (WARN_ON_GENERATOR_RETURN_VALUE)", ("getsource",)),
 )
+REST = "the rest: Scrapy, Twisted, asyncio, start-up"
+SAMPLES_PER_SECOND = 250
 
 
-def _group(filename: str, function: str) -> str:
-    where = f"{filename}:{function}"
-    for label, needles in PROFILE_GROUPS:
-        if any(needle in where for needle in ((needles,) if isinstance(needles, str) else needles)):
-            return label
-    return "other (start-up, stdlib, ...)"
+def profiled(command: list[str], output: Path) -> list[str]:
+    """`command` run under py-spy (sampling: it does not slow the crawl as cProfile does)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    rate = str(SAMPLES_PER_SECOND)
+    options = ["record", "-f", "raw", "-r", rate, "-o", str(output)]  # idle samples left out
+    return [str(py_spy), *options, "--", *command]
 
 
 def print_profile(path: Path, statements: int, top: int = 12) -> None:
-    """Own time by package, then the functions with the most own time (cProfile inflates
-    Python-level calls against C ones, so read the shares, not the absolute numbers)."""
-    stats = pstats.Stats(str(path))
-    entries = stats.stats  # type: ignore[attr-defined]
-    total = sum(entry[2] for entry in entries.values())
-    groups: dict[str, float] = {}
-    for (filename, _line, function), entry in entries.items():
-        label = _group(filename, function)
-        groups[label] = groups.get(label, 0.0) + entry[2]
-    print(f"\nprofile of an initial crawl of {statements} statements (own time, cProfile):")
-    print("\n| where | share |\n|---|---|")
-    for label, seconds in sorted(groups.items(), key=lambda item: -item[1]):
-        print(f"| {label} | {100 * seconds / total:.0f}% |")
-    print(f"\ntop {top} functions by own time:")
-    ranked = sorted(entries.items(), key=lambda item: -item[1][2])[:top]
-    for (filename, line, function), entry in ranked:
-        name = f"{Path(filename).parent.name}/{Path(filename).name}:{line}" if line else filename
-        print(f"  {100 * entry[2] / total:5.1f}%  {entry[1]:>8} calls  {function}  ({name})")
+    """Each part's share of the samples, then the functions most often running themselves."""
+    parts: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count, frames = int(count_text), stack.split(";")
+        if "_bootstrap (threading.py" in frames[0]:
+            continue  # a helper thread (DNS, database pool), waiting nearly all the time
+        names = [frame.split(" (", 1)[0].rpartition(".")[2] for frame in frames]
+        part = next((label for label, fns in PROFILE_PARTS if any(n in fns for n in names)), REST)
+        parts[part] = parts.get(part, 0) + count
+        leaves[frames[-1]] = leaves.get(frames[-1], 0) + count
+    total = sum(parts.values())
+    print(f"\nprofile of an initial crawl of {statements} statements (py-spy, {total} samples):")
+    print("\n| part | share of CPU |\n|---|---|")
+    for label in [*(label for label, _ in PROFILE_PARTS), REST]:
+        print(f"| {label} | {100 * parts.get(label, 0) / total:.0f}% |")
+    print(f"\ntop {top} functions running themselves (share of samples):")
+    for frame, count in sorted(leaves.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
 def counts(url: str) -> dict[str, int]:
@@ -242,7 +243,7 @@ def profile_crawl(count: int) -> None:
     site = replica_of(count)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            profile = Path(tmp) / "crawl.prof"
+            profile = Path(tmp) / "crawl.stacks"
             crawl(site, Path(tmp), 1, profile=profile)
             print_profile(profile, count)
     finally:

@@ -116,8 +116,8 @@ class ListingRead:
 
 
 @dataclass(frozen=True)
-class Answered:
-    """An HTTP answer, counted when it is a refusal (403/429) whatever the page."""
+class Refused:
+    """An answer of 403/429 to a listing or statement page: the site may be refusing us."""
 
     url: str
     status: int
@@ -146,7 +146,7 @@ class ArchiveRefused:
     reason: str
 
 
-CrawlFact = PageFailed | ListingRead | Answered | StatementRecorded | Planned | ArchiveRefused
+CrawlFact = PageFailed | ListingRead | Refused | StatementRecorded | Planned | ArchiveRefused
 
 
 @dataclass
@@ -183,7 +183,7 @@ class CrawlReport:
             case ListingRead(_, statements):
                 self.listing_pages += 1
                 self.statements_listed += statements
-            case Answered(_, status) if status in BLOCKED_STATUSES:
+            case Refused():
                 self.blocked_responses += 1
             case StatementRecorded(_, outcome):
                 self.outcomes[outcome] += 1

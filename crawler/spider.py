@@ -29,7 +29,7 @@ from crawler.extract import extract_listing, extract_statement, is_not_found_pag
 from crawler.items import CRAWL_FACT, DetailFetched, ListingFetched
 from crawler.middlewares import OffSiteRedirect, moves_site
 from crawler.report import (
-    Answered,
+    BLOCKED_STATUSES,
     ArchiveSink,
     CrawlFact,
     CrawlPlan,
@@ -38,6 +38,7 @@ from crawler.report import (
     PageFailed,
     PageFault,
     Planned,
+    Refused,
     Source,
 )
 from crawler.urls import host_of, normalise_url
@@ -251,7 +252,7 @@ class NewsSpider(scrapy.Spider):
         if moves_site(response.meta):
             self._hosts |= {host_of(response.url)}  # the site's new home
         capture = _capture(self.site, PageKind.LISTING, response)
-        self._state(Answered(response.url, response.status))
+        self._note_refusal(response)
         if response.status != 200:
             # Past the last page a WordPress listing answers 404: the end, not a failure.
             if first_page or response.status != 404:
@@ -285,6 +286,10 @@ class NewsSpider(scrapy.Spider):
         self._listing_failed_with(_failure_fault(request.url, failure))
         yield ListingFetched(_failed_capture(self.site, PageKind.LISTING, request, failure), None)
 
+    def _note_refusal(self, response: Response) -> None:
+        if response.status in BLOCKED_STATUSES:
+            self._state(Refused(response.url, response.status))
+
     def _listing_failed_with(self, fault: PageFault) -> None:
         self._listing_failed = True  # so no unlisted statement counts as taken down
         self._state(PageFailed(Source.LISTING, fault))
@@ -292,7 +297,7 @@ class NewsSpider(scrapy.Spider):
     def parse_detail(self, response: Response) -> Iterator[DetailFetched]:
         capture = _capture(self.site, PageKind.DETAIL, response)
         unlisted = bool(response.meta.get("unlisted"))
-        self._state(Answered(response.url, response.status))
+        self._note_refusal(response)
         extraction: StatementContent | ExtractionFailure | None = None
         if response.status == 200 and self._soft_404(response):
             capture = replace(capture, soft_404=True)

@@ -18,6 +18,7 @@ class PageKind(StrEnum):
 # Ids, revision numbers and counts are INTEGER columns: PostgreSQL's end at 2**31 - 1.
 MAX_NUMBER = 2**31 - 1
 
+
 @dataclass(frozen=True)
 class Capture:
     """One HTTP fetch, as it came off the wire (or the error that prevented it)."""
