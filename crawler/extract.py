@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from copy import deepcopy
 from datetime import UTC, datetime, tzinfo
 
-from lxml import etree, html
+from lxml import etree
 from parsel import Selector
 
 from crawler.dates import parse_display_date, parse_iso_datetime
@@ -177,7 +178,9 @@ def _body_container(page: Selector) -> Selector | None:
 
 
 def _cleaned_copy(element: etree._Element) -> etree._Element:
-    copy = html.fromstring(etree.tostring(element, encoding="unicode"))
+    # A copy of the parsed tree, not a second parse of its markup: the page is parsed once.
+    copy = deepcopy(element)
+    copy.tail = None  # the text after the container is not part of it
     _cut_after_addthis_marker(copy)
     noise = Selector(root=copy).css(_BODY_NOISE)
     for node in noise:

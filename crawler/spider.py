@@ -1,18 +1,17 @@
-"""The Scrapy side: a spider for listing + detail pages, its pipeline and politeness middlewares.
+"""The spider: listing pages, statement pages and the site's hints of what changed.
 
-Nothing outside `crawler/` imports Scrapy; callers use `crawler.runner.Crawls`.
+Nothing outside `crawler/` imports Scrapy; callers use `crawler.runner.Crawls`. The
+spider hands pages to the pipeline (crawler/pipelines.py) as items and states what it
+met as typed facts (`CRAWL_FACT`); the middlewares are in crawler/middlewares.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -20,54 +19,49 @@ from zoneinfo import ZoneInfo
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import DontCloseSpider, DropItem, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
 from crawler.dates import parse_iso_datetime
 from crawler.extract import extract_listing, extract_statement, is_not_found_page
-from crawler.report import ArchiveSink, CrawlPlan, CrawlReport
+from crawler.items import CRAWL_FACT, DetailFetched, ListingFetched
+from crawler.middlewares import OffSiteRedirect, moves_site
+from crawler.report import (
+    BLOCKED_STATUSES,
+    ArchiveSink,
+    CrawlFact,
+    CrawlPlan,
+    FaultKind,
+    ListingRead,
+    PageFailed,
+    PageFault,
+    Planned,
+    Refused,
+    Source,
+)
 from crawler.urls import host_of, normalise_url
 from storage.content import fold_text
-from storage.errors import first_line
-from storage.records import (
-    Capture,
-    ExtractionFailure,
-    ListingPage,
-    Outcome,
-    PageKind,
-    StatementContent,
-)
+from storage.records import Capture, ExtractionFailure, PageKind, StatementContent
 
 log = logging.getLogger(__name__)
 
 # Every status but redirects reaches our callbacks, so a 404 or 503 is recorded, not dropped.
 NON_REDIRECT_STATUSES = [*range(200, 300), *range(400, 600)]
 LISTING_PRIORITY = 100  # listing pages before the detail pages they reveal
-BLOCKED_STATUSES = (403, 429)
-PERMANENT_REDIRECTS = (301, 308)
 MAX_REST_POSTS = 1000
 SECOND = timedelta(seconds=1)
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 2048
 
 
-@dataclass(frozen=True)
-class ListingFetched:
-    capture: Capture
-    page: ListingPage | None
-
-
-@dataclass(frozen=True)
-class DetailFetched:
-    capture: Capture
-    extraction: StatementContent | ExtractionFailure | None
-    unlisted: bool = False  # the listing was read and does not show this URL
-
-
 class NewsSpider(scrapy.Spider):
+    """One crawl of one site; its arguments are this crawl's inputs, none shared to mutate.
+
+    `sink` is the archive the pipeline writes to; the spider itself never writes.
+    """
+
     name = "embassy-news"
 
     def __init__(
@@ -77,11 +71,9 @@ class NewsSpider(scrapy.Spider):
         listing_urls: tuple[str, ...],
         sitemap_urls: tuple[str, ...],
         rest_urls: tuple[str, ...],
-        allowed_hosts: frozenset[str],
         plan: CrawlPlan,
         max_listing_pages: int,
         sink: ArchiveSink,
-        report: CrawlReport,
         timezone: str,
         **kwargs: Any,
     ) -> None:
@@ -92,12 +84,13 @@ class NewsSpider(scrapy.Spider):
         self._listing_pages = frozenset(normalise_url(url) for url in listing_urls)
         self.sitemap_urls = sitemap_urls
         self.rest_urls = rest_urls
-        self.allowed_hosts = set(allowed_hosts)
         self.plan = plan
         self.max_listing_pages = max_listing_pages
         self.sink = sink
-        self.report = report
+        self._hosts: frozenset[str] = frozenset()  # from the settings, in from_crawler
         self._listing_pages_requested = 0
+        self._listing_pages_read = 0
+        self._listing_failed = False
         self._listed: set[str] = set()
         self._requested: set[str] = set()
         self._hinted: set[str] = set()
@@ -107,9 +100,14 @@ class NewsSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        crawler.signals.connect(spider._probe_unlisted, signal=signals.spider_idle)
         assert isinstance(spider, NewsSpider)
+        spider._hosts = frozenset(crawler.settings.getlist("EMBASSY_WATCH_SITE_HOSTS"))
+        crawler.signals.connect(spider._probe_unlisted, signal=signals.spider_idle)
         return spider
+
+    def _state(self, fact: CrawlFact) -> None:
+        """Tell the crawl's runner a fact (it keeps the report; the spider keeps none)."""
+        self.crawler.signals.send_catch_log(CRAWL_FACT, fact=fact)
 
     async def start(self) -> AsyncIterator[Request]:
         for url in self.listing_urls:
@@ -141,7 +139,12 @@ class NewsSpider(scrapy.Spider):
             sitemap = Sitemap(response.body)
             entries = list(sitemap)
         except Exception as error:  # lxml refuses what is not XML
-            self.report.hint_errors.append(f"{response.url}: not a sitemap ({error})")
+            reason = f"not a sitemap ({error})"
+            self._state(
+                PageFailed(
+                    Source.HINT, PageFault(response.url, FaultKind.NOT_READABLE, 200, reason)
+                )
+            )
             return
         if sitemap.type == "sitemapindex":
             for entry in entries:
@@ -161,7 +164,12 @@ class NewsSpider(scrapy.Spider):
         except ValueError:
             posts = None
         if not isinstance(posts, list):
-            self.report.hint_errors.append(f"{response.url}: not a WordPress posts list")
+            reason = "not a WordPress posts list"
+            self._state(
+                PageFailed(
+                    Source.HINT, PageFault(response.url, FaultKind.NOT_READABLE, 200, reason)
+                )
+            )
             return
         for post in posts[:MAX_REST_POSTS]:
             if isinstance(post, dict):
@@ -169,11 +177,12 @@ class NewsSpider(scrapy.Spider):
 
     def hint_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
-        self.report.hint_errors.append(f"{request.url}: {_describe(failure)}")
+        self._state(PageFailed(Source.HINT, _failure_fault(request.url, failure)))
 
     def _hint_readable(self, response: Response) -> bool:
         if response.status != 200:
-            self.report.hint_errors.append(f"{response.url}: HTTP {response.status}")
+            fault = PageFault(response.url, FaultKind.HTTP_STATUS, response.status)
+            self._state(PageFailed(Source.HINT, fault))
         return response.status == 200
 
     def _more_hint_pages(self) -> bool:
@@ -198,15 +207,14 @@ class NewsSpider(scrapy.Spider):
         if self._probed:
             return
         self._probed = True
-        listing_read = self.report.listing_pages > 0 and not self.report.listing_errors
+        listing_read = self._listing_pages_read > 0 and not self._listing_failed
         dropped = self.plan.recently_listed - self._listed if listing_read else frozenset()
         hinted = self._hinted - self._requested
-        self.report.hinted = len(hinted)
         probes = sorted(((self.plan.due - self._listed) | dropped | hinted) - self._requested)
         for url in probes:
             request = self._detail_request(url, unlisted=listing_read and url not in self._listed)
             self.crawler.engine.crawl(request)
-        self.report.statements_skipped = len(self._listed - self._requested)
+        self._state(Planned(hinted=len(hinted), skipped=len(self._listed - self._requested)))
         if probes:
             raise DontCloseSpider
 
@@ -242,23 +250,24 @@ class NewsSpider(scrapy.Spider):
     def parse_listing(self, response: Response) -> Iterator[Request | ListingFetched]:
         first_page = bool(response.meta.get("first_page"))
         if moves_site(response.meta):
-            self.allowed_hosts.add(host_of(response.url))  # the site's new home
+            self._hosts |= {host_of(response.url)}  # the site's new home
         capture = _capture(self.site, PageKind.LISTING, response)
-        if response.status in BLOCKED_STATUSES:
-            self.report.blocked_responses += 1
+        self._note_refusal(response)
         if response.status != 200:
             # Past the last page a WordPress listing answers 404: the end, not a failure.
             if first_page or response.status != 404:
-                self.report.listing_errors.append(f"{response.url}: HTTP {response.status}")
+                self._listing_failed_with(
+                    PageFault(response.url, FaultKind.HTTP_STATUS, response.status)
+                )
             yield ListingFetched(capture, None)
             return
         page = extract_listing(_text(response), response.url)
-        self.report.listing_pages += 1
+        on_site = [item for item in page.items if self._allowed(item.url)]
+        self._listing_pages_read += 1
+        self._state(ListingRead(response.url, len(on_site)))
         yield ListingFetched(capture, page)
         if first_page and not page.items:
-            self.report.listing_errors.append(f"{response.url}: the listing shows no statements")
-        on_site = [item for item in page.items if self._allowed(item.url)]
-        self.report.statements_listed += len(on_site)
+            self._listing_failed_with(PageFault(response.url, FaultKind.LISTING_EMPTY, 200))
         for item in on_site:
             self._listed.add(item.url)
             if item.url in self._requested:
@@ -274,14 +283,21 @@ class NewsSpider(scrapy.Spider):
 
     def listing_failed(self, failure: Failure) -> Iterator[ListingFetched]:
         request = failure.request  # type: ignore[attr-defined]
-        self.report.listing_errors.append(f"{request.url}: {_describe(failure)}")
+        self._listing_failed_with(_failure_fault(request.url, failure))
         yield ListingFetched(_failed_capture(self.site, PageKind.LISTING, request, failure), None)
+
+    def _note_refusal(self, response: Response) -> None:
+        if response.status in BLOCKED_STATUSES:
+            self._state(Refused(response.url, response.status))
+
+    def _listing_failed_with(self, fault: PageFault) -> None:
+        self._listing_failed = True  # so no unlisted statement counts as taken down
+        self._state(PageFailed(Source.LISTING, fault))
 
     def parse_detail(self, response: Response) -> Iterator[DetailFetched]:
         capture = _capture(self.site, PageKind.DETAIL, response)
         unlisted = bool(response.meta.get("unlisted"))
-        if response.status in BLOCKED_STATUSES:
-            self.report.blocked_responses += 1
+        self._note_refusal(response)
         extraction: StatementContent | ExtractionFailure | None = None
         if response.status == 200 and self._soft_404(response):
             capture = replace(capture, soft_404=True)
@@ -303,200 +319,11 @@ class NewsSpider(scrapy.Spider):
     def detail_failed(self, failure: Failure) -> Iterator[DetailFetched]:
         request = failure.request  # type: ignore[attr-defined]
         capture = _failed_capture(self.site, PageKind.DETAIL, request, failure)
-        yield DetailFetched(capture, None, bool(request.meta.get("unlisted")))
+        fault = _failure_fault(capture.requested_url, failure)
+        yield DetailFetched(capture, None, bool(request.meta.get("unlisted")), fault)
 
     def _allowed(self, url: str) -> bool:
-        return host_of(url) in self.allowed_hosts
-
-
-class ArchivePipeline:
-    """Hands each fetched page to the archive (one transaction each) and tallies the outcome."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self._closing: asyncio.Future[None] | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
-        return cls(crawler)
-
-    def process_item(self, item: Any) -> Any:
-        spider = self.crawler.spider
-        assert isinstance(spider, NewsSpider)
-        if spider.report.fatal_error:
-            raise DropItem("the archive is not accepting writes")
-        try:
-            if isinstance(item, ListingFetched):
-                spider.sink.record_listing(item.capture, item.page)
-            elif isinstance(item, DetailFetched):
-                result = spider.sink.record_detail(
-                    item.capture, item.extraction, unlisted=item.unlisted
-                )
-                _tally(spider.report, item, result.outcome)
-                level = logging.DEBUG if result.outcome is Outcome.UNCHANGED else logging.INFO
-                log.log(level, "%s: %s", result.outcome, item.capture.requested_url)
-        except Exception as error:
-            # A full disk or a lost database: nothing more can be kept, so stop at once
-            # rather than fetch pages whose content would be thrown away.
-            spider.report.fatal_error = f"cannot write to the archive: {first_line(error)}"
-            log.error("%s", spider.report.fatal_error)
-            self._closing = asyncio.ensure_future(
-                self.crawler.engine.close_spider_async(reason="archive-error")
-            )
-            raise DropItem(spider.report.fatal_error) from error
-        return item
-
-
-def _tally(report: CrawlReport, item: DetailFetched, outcome: Outcome) -> None:
-    report.outcomes[outcome] += 1
-    url = item.capture.requested_url
-    if outcome is Outcome.EXTRACTION_FAILED and isinstance(item.extraction, ExtractionFailure):
-        report.extraction_failures.append(f"{url}: {item.extraction.reason}")
-    elif outcome is Outcome.FETCH_FAILED:
-        status = item.capture.status
-        report.fetch_errors.append(f"{url}: {item.capture.error or f'HTTP {status}'}")
-
-
-class OffSiteRedirect(IgnoreRequest):
-    """A page redirected us off the watched site: recorded as a failed fetch, never followed."""
-
-    def __init__(self, location: str, status: int | None) -> None:
-        super().__init__(f"redirected off the site to {location}")
-        self.location = location
-        self.status = status
-
-
-def moves_site(meta: Mapping[str, Any]) -> bool:
-    """Whether a redirected request is the site moving house rather than a page leaving it.
-
-    Only the first page of a configured listing may move the site, and only by
-    permanent redirects (301/308): a statement page, a later listing page or a hint
-    source that points at another host never takes the crawl there.
-    """
-    reasons = meta.get("redirect_reasons") or []
-    return bool(meta.get("first_page") and reasons) and all(
-        reason in PERMANENT_REDIRECTS for reason in reasons
-    )
-
-
-class SiteBoundaryMiddleware:
-    """Requests go only to the watched site's hosts (plus the host the site moved to).
-
-    It runs before robots.txt is consulted, so an off-site host is never contacted at
-    all, not even for its robots.txt.
-    """
-
-    def __init__(self, site: str, hosts: frozenset[str]) -> None:
-        self.site = site
-        self._hosts = set(hosts)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> SiteBoundaryMiddleware:
-        settings = crawler.settings
-        hosts = frozenset(settings.getlist("EMBASSY_WATCH_SITE_HOSTS"))
-        return cls(settings.get("EMBASSY_WATCH_SITE", ""), hosts)
-
-    def process_request(self, request: Request) -> None:
-        host = host_of(request.url)
-        if host in self._hosts:
-            return
-        if moves_site(request.meta):
-            log.info("site %s moved to host %s; following it", self.site, host)
-            self._hosts.add(host)
-            return
-        if request.meta.get("redirect_urls"):
-            reasons = request.meta.get("redirect_reasons") or [None]
-            status = reasons[-1] if isinstance(reasons[-1], int) else None
-            raise OffSiteRedirect(request.url, status)
-        raise IgnoreRequest(f"off-site request refused: {request.url}")
-
-
-class PoliteRetryMiddleware(RetryMiddleware):
-    """Scrapy's retries, with exponential backoff and Retry-After obeyed (capped).
-
-    A failure puts its host on hold: no request to it is sent until the wait is
-    over (requests queue at `process_request`, and the crawl runs with only as many
-    requests in the downloader as one host may have, so none is already past it).
-    """
-
-    def __init__(self, crawler: Crawler) -> None:
-        super().__init__(crawler.settings)
-        self.crawler = crawler
-        self.backoff = crawler.settings.getfloat("EMBASSY_WATCH_RETRY_BACKOFF", 2.0)
-        self.max_wait = crawler.settings.getfloat("EMBASSY_WATCH_MAX_RETRY_AFTER", 300.0)
-        self._hold_until: dict[str, float] = {}
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> PoliteRetryMiddleware:
-        return cls(crawler)
-
-    async def process_request(self, request: Request) -> None:
-        host = host_of(request.url)
-        while time.monotonic() < self._hold_until.get(host, 0.0) and not _closing(
-            self.crawler.engine
-        ):
-            await asyncio.sleep(min(0.25, self._hold_until[host] - time.monotonic()))
-
-    def process_response(  # type: ignore[override]
-        self, request: Request, response: Response
-    ) -> Request | Response:
-        if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
-            return response
-        retry_after = _retry_after_seconds(response)
-        if retry_after is not None and retry_after > self.max_wait:
-            log.warning(
-                "%s asks us to wait %.0fs (over the %.0fs limit); giving up on %s",
-                host_of(request.url),
-                retry_after,
-                self.max_wait,
-                request.url,
-            )
-            return response
-        retry = self._retry(request, f"HTTP {response.status}")
-        if retry is None:
-            return response
-        self._hold(request, retry_after if retry_after is not None else self._backoff(request))
-        return retry
-
-    def process_exception(  # type: ignore[override]
-        self, request: Request, exception: Exception
-    ) -> Request | Response | None:
-        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions_to_retry):
-            return None
-        retry = self._retry(request, exception)
-        if retry is not None:
-            self._hold(request, self._backoff(request))
-        return retry
-
-    def _backoff(self, request: Request) -> float:
-        attempt = int(request.meta.get("retry_times", 0))
-        return float(min(self.backoff * (2**attempt), self.max_wait))
-
-    def _hold(self, request: Request, seconds: float) -> None:
-        host = host_of(request.url)
-        until = time.monotonic() + seconds
-        self._hold_until[host] = max(until, self._hold_until.get(host, 0.0))
-
-
-def _closing(engine: Any) -> bool:
-    slot = getattr(engine, "_slot", None)
-    return not engine.running or slot is None or slot.closing is not None
-
-
-def _retry_after_seconds(response: Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    value = raw.decode("latin-1").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return host_of(url) in self._hosts
 
 
 def _text(response: Response) -> str:
@@ -539,6 +366,14 @@ def _headers(response: Response) -> dict[str, str]:
         key = name.decode("latin-1").lower()
         headers[key] = ", ".join(v.decode("latin-1") for v in values)[:MAX_HEADER_VALUE]
     return headers
+
+
+def _failure_fault(url: str, failure: Failure) -> PageFault:
+    """No answer to use: a request we refused to make, or one the network or site failed."""
+    error = failure.value
+    kind = FaultKind.REFUSED if isinstance(error, IgnoreRequest) else FaultKind.NO_ANSWER
+    status = error.status if isinstance(error, OffSiteRedirect) else None
+    return PageFault(url, kind, status, _describe(failure))
 
 
 def _describe(failure: Failure) -> str:

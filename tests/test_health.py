@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.receivers import WebhookSink, wait_until
-from tests.replica.site import Canned, ReplicaSite
+from tests.replica.site import LISTING_PATH, Canned, ReplicaSite
 from tests.test_daemon import monitor_config
 
 PROBLEM = "Problem · 故障 (replica): "
@@ -102,3 +104,49 @@ def test_a_real_outage_alerts_once_across_a_restart_and_recovers_once(
         wait_until(lambda: webhook.with_title(RECOVERED), what="the recovery")
         assert daemon.terminate() == 0
     assert webhook.titles() == [PROBLEM + "no-successful-crawl", RECOVERED + "no-successful-crawl"]
+
+
+EMPTY_LISTING = Canned(
+    200,
+    {"Content-Type": "text/html; charset=UTF-8"},
+    b"<html><body><main><p>Nothing here</p></main></body></html>",
+    times=None,
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "answer", "exit_status", "conditions", "detail"),
+    [
+        ("listing", EMPTY_LISTING, 1, ["listing-empty"], "the listing shows no statements"),
+        ("listing", Canned(403, times=None), 1, ["blocked"], "answers of 403/429"),
+        ("listing", Canned(500, times=None), 1, [], None),  # an outage, not a refusal
+        ("statements", Canned(429, times=None), 3, ["blocked"], "answers of 403/429"),
+        ("statements", Canned(500, times=None), 3, [], None),
+    ],
+)
+def test_each_answer_raises_its_own_condition(
+    replica: ReplicaSite,
+    tmp_path: Path,
+    sqlite_url: str,
+    where: str,
+    answer: Canned,
+    exit_status: int,
+    conditions: list[str],
+    detail: str | None,
+) -> None:
+    """Health is judged from what the crawl met (kind and status), over two crawls."""
+    ew = monitor_config(tmp_path, sqlite_url, replica, [])
+    ew.crawl()
+    paths = [LISTING_PATH] if where == "listing" else [s.path for s in replica.statements]
+    for path in paths:
+        replica.serve(path, answer)
+    ew.crawl(expect=exit_status)
+    done = ew.crawl(expect=exit_status)
+    if answer.status != 200:
+        assert f"HTTP {answer.status}" in done.stderr  # the same fact, told to people
+    problems = [e for e in ew.json("changes") if e["kind"] == "problem"]
+    assert [e["condition"] for e in problems] == conditions
+    if detail is not None:
+        assert detail in problems[0]["detail"]
+    statuses = {s["status"] for s in ew.json("statements")}
+    assert statuses == {"active"}  # no answer of these reads as a take-down

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config import HealthSettings, Settings
-from crawler.report import CrawlReport
+from crawler.report import CrawlReport, FaultKind, PageFault
 from monitor.cycle import recheck_plan
 from monitor.health import judge
 from storage.records import HealthCondition, KnownStatement, Outcome
@@ -102,7 +102,9 @@ def report(**fields: object) -> CrawlReport:
             {"blocked", "listing-empty", "extraction-failing", "no-successful-crawl"},
         ),
         (
-            report(statements_listed=0, listing_errors=["u: the listing shows no statements"]),
+            report(
+                statements_listed=0, listing_errors=[PageFault("u", FaultKind.LISTING_EMPTY, 200)]
+            ),
             0,
             {"listing-empty"},
             {"blocked"},
@@ -124,7 +126,7 @@ def report(**fields: object) -> CrawlReport:
                 listing_pages=0,
                 statements_listed=0,
                 blocked_responses=1,
-                listing_errors=["u: HTTP 403"],
+                listing_errors=[PageFault("u", FaultKind.HTTP_STATUS, 403)],
             ),
             1,
             set(),
@@ -135,7 +137,7 @@ def report(**fields: object) -> CrawlReport:
                 listing_pages=0,
                 statements_listed=0,
                 blocked_responses=1,
-                listing_errors=["u: HTTP 429"],
+                listing_errors=[PageFault("u", FaultKind.HTTP_STATUS, 429)],
             ),
             2,
             {"blocked"},
