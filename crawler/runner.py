@@ -67,11 +67,11 @@ def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
             "crawler.middlewares.SiteBoundaryMiddleware": 50,
         },
         # Spider middlewares that rework every callback's output for features we do not
-        # use (depth limits, Referer headers, a debugging check of copied meta); each adds
-        # an asynchronous generator per response. URL length limits stay.
+        # use (depth limits, a debugging check of copied meta); each adds an asynchronous
+        # generator per response. URL length limits and Referer handling (which the
+        # redirect middlewares rely on, warning without it) stay.
         "SPIDER_MIDDLEWARES": {
             "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
-            "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
             "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
         },
         "ITEM_PIPELINES": {"crawler.pipelines.ArchivePipeline": 100},

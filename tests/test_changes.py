@@ -245,7 +245,7 @@ def test_a_paragraph_split_shows_a_pilcrow_in_every_rendering(scenario: Scenario
     # In the list of edits and in the text, inline and side by side.
     assert scenario.pages["split inline"].count('<ins class="tiny">¶</ins>') == 2
     side = scenario.pages["split side"]
-    assert '<div class="cell new changed">' in side and '<ins class="tiny">¶</ins>' in side
+    assert '<div class="cell new changed" id="p-' in side and '<ins class="tiny">¶</ins>' in side
 
 
 def test_a_visible_only_date_is_midnight_in_the_sites_time_zone(scenario: Scenario) -> None:
