@@ -161,6 +161,24 @@ def lists(archive: Archive, statements: int) -> dict[str, Callable[[], object]]:
         "/changes (page): first page": lambda: events(EventFilter()),
         "/changes (page): an old page": lambda: events(EventFilter(), before=oldest_event),
         "/changes (page): kind=removed": lambda: events(EventFilter(kinds=(EventKind.REMOVED,))),
+        # Reading many missions: a mission or language is a set of sites (monitor/missions.py).
+        "archive.sites() (each mission-aware page)": archive.sites,
+        "/ (page): mission=china&language=zh": lambda: web(StatementFilter(sites=SITES[:1]), 0),
+        "/ (page): mission=china, from/to a month": lambda: web(
+            StatementFilter(
+                sites=SITES,
+                changed_from=START + timedelta(days=5),
+                changed_to=START + timedelta(days=35),
+            ),
+            0,
+        ),
+        "/changes (page): mission=china, from/to a month": lambda: events(
+            EventFilter(
+                sites=SITES,
+                since=START + timedelta(days=5),
+                until=START + timedelta(days=35),
+            )
+        ),
     }
 
 

@@ -66,26 +66,34 @@ DROPPED_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
 
 
 def export(
-    archive: Archive, fmt: ExportFormat, statement: StatementSummary | None = None
+    archive: Archive,
+    fmt: ExportFormat,
+    statement: StatementSummary | None = None,
+    sites: tuple[str, ...] | None = None,
 ) -> Iterator[bytes]:
-    """The export as chunks of bytes: one statement's history, or the whole archive."""
+    """The export as chunks of bytes: one statement's history, or the whole archive (or
+    only `sites`' part of it: a mission's, a language's)."""
     if fmt is ExportFormat.WARC:
-        return warc_records(archive.captures(statement.id if statement else None))
+        return warc_records(archive.captures(statement.id if statement else None, sites))
     if fmt is ExportFormat.WACZ:
-        return _wacz(archive, statement)
-    statements = [statement] if statement else archive.statements(StatementFilter())
+        return _wacz(archive, statement, sites)
+    statements = [statement] if statement else archive.statements(StatementFilter(sites=sites))
     rows = revision_rows(archive, statements)
     chunks = jsonl_lines(rows) if fmt is ExportFormat.JSONL else csv_lines(rows)
     return (chunk.encode("utf-8") for chunk in chunks)
 
 
-def _wacz(archive: Archive, statement: StatementSummary | None) -> Iterator[bytes]:
+def _wacz(
+    archive: Archive, statement: StatementSummary | None, sites: tuple[str, ...] | None
+) -> Iterator[bytes]:
     from monitor.wacz import wacz_chunks  # imported late: monitor.wacz imports this module
 
-    statements = [statement] if statement else archive.statements(StatementFilter())
+    statements = [statement] if statement else archive.statements(StatementFilter(sites=sites))
     titles = {s.id: s.title for s in statements}
-    kept = Evidence(archive.engine).kept_captures(statement.id if statement else None)
+    kept = Evidence(archive.engine).kept_captures(statement.id if statement else None, sites)
     what = f"statement {statement.id}: {statement.url}" if statement else "the whole archive"
+    if sites is not None and statement is None:
+        what = f"the sites {', '.join(sites) or '(none)'}"
     return wacz_chunks(kept, titles, f"embassy-watch: {what}")
 
 

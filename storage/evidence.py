@@ -191,8 +191,11 @@ class Evidence:
             ).all()
         return [(url, attempts, error or "") for url, attempts, error in rows]
 
-    def kept_captures(self, statement_id: int | None = None) -> Iterator[KeptCapture]:
-        """Every raw page kept, oldest first, with its evidence (streamed)."""
+    def kept_captures(
+        self, statement_id: int | None = None, sites: tuple[str, ...] | None = None
+    ) -> Iterator[KeptCapture]:
+        """Every raw page kept, oldest first, with its evidence (streamed); of one statement,
+        or of `sites` (listing pages included)."""
         observation, blob, leaf = models.Observation, models.Blob, models.EvidenceLeaf
         query = (
             select(observation, blob.data, leaf)
@@ -202,6 +205,8 @@ class Evidence:
         )
         if statement_id is not None:
             query = query.where(observation.statement_id == statement_id)
+        if sites is not None:
+            query = query.where(observation.site.in_(sites))
         batches: dict[int, Batch] = {}
         with self._read() as session, session.begin():
             for row, data, placed in session.execute(query.execution_options(yield_per=50)):

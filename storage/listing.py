@@ -166,6 +166,8 @@ def _statement_conditions(where: StatementFilter) -> list[ColumnElement[bool]]:
     conditions = []
     if where.site is not None:
         conditions.append(_S.site == where.site)
+    if where.sites is not None:
+        conditions.append(_S.site.in_(where.sites))
     if where.status is not None:
         conditions.append(_S.status == where.status)
     return conditions
@@ -212,8 +214,12 @@ def _event_conditions(where: EventFilter) -> list[ColumnElement[bool]]:
     conditions = []
     if where.since is not None:
         conditions.append(_E.occurred_at >= where.since)
+    if where.until is not None:
+        conditions.append(_E.occurred_at <= where.until)
     if where.site is not None:
         conditions.append(_E.site == where.site)
+    if where.sites is not None:
+        conditions.append(_E.site.in_(where.sites))
     if where.statement_id is not None:
         conditions.append(_E.statement_id == where.statement_id)
     if where.kinds:

@@ -73,9 +73,19 @@ class Reading:
         include_baseline: bool = True,
         before: int | None = None,
         limit: int = 100,
+        until: datetime | None = None,
+        sites: Collection[str] | None = None,
     ) -> list[ChangeEvent]:
         """Change events, newest first; `before` (an event id) pages back in time."""
-        where = EventFilter(since, site, statement_id, tuple(kinds), include_baseline)
+        where = EventFilter(
+            since,
+            site,
+            statement_id,
+            tuple(kinds),
+            include_baseline,
+            until,
+            None if sites is None else tuple(sites),
+        )
         with self._sessions.reading() as session:
             return listing.events(session, where, before, limit)
 
@@ -137,8 +147,11 @@ class Reading:
             for row in rows:
                 yield revision_record(row)
 
-    def captures(self, statement_id: int | None = None) -> Iterator[Capture]:
-        """Every fetch whose raw bytes were kept, oldest first (streamed, for WARC export)."""
+    def captures(
+        self, statement_id: int | None = None, sites: Collection[str] | None = None
+    ) -> Iterator[Capture]:
+        """Every fetch whose raw bytes were kept, oldest first (streamed, for WARC export);
+        of one statement, or of `sites` (listing pages included)."""
         query = (
             select(models.Observation, models.Blob.data)
             .join(models.Blob, models.Blob.sha256 == models.Observation.blob_sha256)
@@ -146,6 +159,8 @@ class Reading:
         )
         if statement_id is not None:
             query = query.where(models.Observation.statement_id == statement_id)
+        if sites is not None:
+            query = query.where(models.Observation.site.in_(tuple(sites)))
         with self._sessions.reading() as session:
             for observation, data in session.execute(query.execution_options(yield_per=50)):
                 yield Capture(

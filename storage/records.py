@@ -151,6 +151,8 @@ class StatementFilter:
     published_to: datetime | None = None
     changed_from: datetime | None = None
     changed_to: datetime | None = None
+    # Only these sites (a mission's, a language's); None: any site, (): none at all.
+    sites: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,9 @@ class EventFilter:
     statement_id: int | None = None
     kinds: tuple[EventKind, ...] = ()
     include_baseline: bool = True
+    until: datetime | None = None  # occurred at or before
+    # Only these sites (a mission's, a language's); None: any site, (): none at all.
+    sites: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,20 @@ FILTERS: dict[str, tuple[StatementFilter, Callable[[StatementSummary], bool]]] =
         StatementFilter(changed_from=T0 + timedelta(hours=1)),
         lambda s: s.last_changed_at is not None and s.last_changed_at >= T0 + timedelta(hours=1),
     ),
+    "sites": (StatementFilter(sites=(SITES[0], "uk-en")), lambda s: s.site == SITES[0]),
+    "sites+changed": (
+        StatementFilter(
+            sites=SITES,
+            changed_from=T0 + timedelta(minutes=5),
+            changed_to=T0 + timedelta(minutes=15),
+        ),
+        lambda s: (
+            s.last_changed_at is not None
+            and timedelta(minutes=5) <= s.last_changed_at - T0 <= timedelta(minutes=15)
+        ),
+    ),
     "nothing": (StatementFilter(tag="no such tag"), lambda s: False),
+    "no sites": (StatementFilter(sites=()), lambda s: False),
 }
 SORTS = {
     StatementOrder.ID: lambda s: (s.id,),
@@ -129,7 +142,7 @@ def test_pages_of_statements_make_the_filtered_sorted_list(
     every = filled.statements()
     assert len(every) == STATEMENTS
     expected = sorted((s for s in every if keep(s)), key=SORTS[order])
-    if name != "nothing":
+    if name not in ("nothing", "no sites"):
         assert expected, "the filter keeps something here"
 
     for size in (1, 4, 50):
@@ -177,6 +190,12 @@ EVENT_FILTERS = {
         lambda e: e.occurred_at >= T0 + timedelta(hours=1),
     ),
     "statement": (EventFilter(statement_id=8), lambda e: e.statement_id == 8),
+    "until": (
+        EventFilter(since=T0 + timedelta(minutes=3), until=T0 + timedelta(hours=9, minutes=50)),
+        lambda e: T0 + timedelta(minutes=3) <= e.occurred_at <= T0 + timedelta(hours=9, minutes=50),
+    ),
+    "sites": (EventFilter(sites=(SITES[1],)), lambda e: e.site == SITES[1]),
+    "no sites": (EventFilter(sites=()), lambda e: False),
 }
 
 
@@ -186,7 +205,7 @@ def test_pages_of_events_make_the_filtered_list(filled: Archive, name: str) -> N
     every = filled.changes(limit=1000)
     assert [e.id for e in every] == sorted((e.id for e in every), reverse=True)
     expected = [e for e in every if keep(e)]
-    assert expected
+    assert expected or name == "no sites"
 
     for size in (1, 3, 100):
         seen, before, totals = [], None, set()

@@ -15,6 +15,7 @@ from pydantic import AfterValidator
 
 from monitor.diffing import DiffOp, diff_statements, diff_text
 from monitor.messages import Format, render_diff
+from monitor.missions import MissionIndex
 from monitor.views import (
     event_json,
     revision_json,
@@ -24,7 +25,9 @@ from monitor.views import (
 )
 from monitor.web.params import (
     MAX_NUMBER,
+    Language,
     Limit,
+    Mission,
     Offset,
     RevisionNumber,
     StatementId,
@@ -36,12 +39,15 @@ from storage.archive import Archive
 from storage.records import Revision, StatementFilter, StatementSummary
 
 
-def api(archive: Archive) -> APIRouter:
+def api(archive: Archive, missions: MissionIndex | None = None) -> APIRouter:
     router = APIRouter()
+    index = missions or MissionIndex((), archive.sites)
 
     @router.get("/statements", summary="Statements, filtered and paginated")
     def statements(
         site: Text = None,
+        mission: Mission = None,
+        language: Language = None,
         status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
         tag: Text = None,
         published_from: Time = None,
@@ -59,6 +65,7 @@ def api(archive: Archive) -> APIRouter:
             published_to=published_to,
             changed_from=changed_from,
             changed_to=changed_to,
+            sites=index.sites(mission, language),
         )
         page = archive.statement_page(where, limit=limit, offset=offset)
         return {
@@ -122,11 +129,21 @@ def api(archive: Archive) -> APIRouter:
     @router.get("/changes", summary="Change events, newest first")
     def changes(
         since: Time = None,
+        until: Time = None,
         site: Text = None,
+        mission: Mission = None,
+        language: Language = None,
         statement_id: Annotated[int | None, Query(ge=1, le=MAX_NUMBER)] = None,
         limit: Limit = 100,
     ) -> list[dict[str, Any]]:
-        events = archive.changes(since=since, site=site, statement_id=statement_id, limit=limit)
+        events = archive.changes(
+            since=since,
+            until=until,
+            site=site,
+            sites=index.sites(mission, language),
+            statement_id=statement_id,
+            limit=limit,
+        )
         return [event_json(event) for event in events]
 
     @router.get("/search", summary="Statements whose title or body contain a text")

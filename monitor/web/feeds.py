@@ -18,8 +18,9 @@ from pydantic import AfterValidator
 
 from monitor.display import one_line, visible
 from monitor.messages import Format, render, what_changed
+from monitor.missions import MissionIndex
 from monitor.web.api import find_or_404
-from monitor.web.params import StatementId, Text, without_nul
+from monitor.web.params import Language, Mission, StatementId, Text, without_nul
 from storage.archive import Archive
 from storage.records import ChangeEvent, EventKind
 
@@ -35,13 +36,18 @@ STATEMENT_KINDS = (
 ATOM = "application/atom+xml; charset=utf-8"
 
 
-def feeds(archive: Archive) -> APIRouter:
+def feeds(archive: Archive, missions: MissionIndex | None = None) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    index = missions or MissionIndex((), archive.sites)
 
     @router.get("/feeds/changes.atom")
-    def everything(request: Request, site: Text = None) -> Response:
-        title = f"Changes · 变更: {site}" if site else "Changes · 变更"
-        return _feed(archive, request, title, archive_events(archive, site=site))
+    def everything(
+        request: Request, site: Text = None, mission: Mission = None, language: Language = None
+    ) -> Response:
+        scope = " · ".join(part for part in (site, mission, language) if part)
+        title = f"Changes · 变更: {scope}" if scope else "Changes · 变更"
+        sites = index.sites(mission, language)
+        return _feed(archive, request, title, archive_events(archive, site=site, sites=sites))
 
     @router.get("/feeds/sites/{site}.atom")
     def one_site(
@@ -59,10 +65,14 @@ def feeds(archive: Archive) -> APIRouter:
 
 
 def archive_events(
-    archive: Archive, site: str | None = None, statement_id: int | None = None
+    archive: Archive,
+    site: str | None = None,
+    statement_id: int | None = None,
+    sites: tuple[str, ...] | None = None,
 ) -> list[ChangeEvent]:
     return archive.changes(
         site=site,
+        sites=sites,
         statement_id=statement_id,
         kinds=STATEMENT_KINDS,
         include_baseline=False,

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -30,8 +30,22 @@ from monitor.captured import inert_page
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
 from monitor.display import visible
 from monitor.messages import LABELS, TYPOGRAPHIC, changed_fields_line
+from monitor.missions import MissionIndex
 from monitor.web.api import find_or_404, revision_pair_or_404
-from monitor.web.params import MAX_NUMBER, RevisionNumber, StatementId, Text, Time, without_nul
+from monitor.web.feeds import STATEMENT_KINDS
+from monitor.web.params import (
+    MAX_NUMBER,
+    Day,
+    Language,
+    Mission,
+    RevisionNumber,
+    StatementId,
+    Text,
+    Time,
+    day_end,
+    day_start,
+    without_nul,
+)
 from storage.archive import Archive
 from storage.records import (
     ChangeEvent,
@@ -49,6 +63,10 @@ HERE = Path(__file__).parent
 PAGE_SIZE = 50
 PageNumber = Annotated[int, Query(ge=1, le=MAX_NUMBER // PAGE_SIZE)]
 TIMELINE_EVENTS = 1000
+LATEST_CHANGES = 5  # on the home page, across missions
+MissionKey = Annotated[str, PathParam(max_length=64), AfterValidator(without_nul)]
+From = Annotated[Day, Query(alias="from", description="from this day (UTC), inclusive")]
+To = Annotated[Day, Query(alias="to", description="to this day (UTC), inclusive")]
 STATUSES = {
     "active": ("online", "在线"),
     "missing": ("missing", "暂时无法访问"),
@@ -89,6 +107,39 @@ class SiteLabels:
 
 
 @dataclass(frozen=True)
+class ListFilters:
+    """What a list page was asked for, as its form and its links carry it."""
+
+    site: str | None = None
+    mission: str | None = None
+    language: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    start: date | None = None
+    end: date | None = None
+
+    @classmethod
+    def checked(cls, **asked: Any) -> ListFilters:
+        """The filters asked for; refused (422) if the date range runs backwards."""
+        filters = cls(**asked)
+        if filters.start and filters.end and filters.start > filters.end:
+            raise HTTPException(422, "from: must not be after to")
+        return filters
+
+    def query(self) -> dict[str, Any]:
+        """As URL parameters (the template's `query` drops those left empty)."""
+        return {
+            "site": self.site,
+            "mission": self.mission,
+            "language": self.language,
+            "status": self.status,
+            "tag": self.tag,
+            "from": self.start and self.start.isoformat(),
+            "to": self.end and self.end.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
 class InForce:
     """When a revision was what the site showed, as the archive saw it."""
 
@@ -120,9 +171,12 @@ def templates() -> Jinja2Templates:
     return engine
 
 
-def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
+def pages(
+    archive: Archive, labels: SiteLabels | None = None, missions: MissionIndex | None = None
+) -> APIRouter:
     router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
     labels = labels or SiteLabels({}, {})
+    index = missions or MissionIndex((), archive.sites)
     engine = templates()
     engine.env.globals["local"] = labels.local
     render = engine.TemplateResponse
@@ -132,19 +186,27 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
     ) -> dict[str, Any]:
         return _revision_context(archive, labels, statement, revision, at)
 
-    @router.get("/")
-    def statement_list(
-        request: Request,
-        site: Text = None,
-        status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
-        tag: Text = None,
-        page: PageNumber = 1,
-    ) -> HTMLResponse:
-        where = StatementFilter(site=site or None, status=status, tag=tag)
+    def statement_list(request: Request, filters: ListFilters, page: int) -> HTMLResponse:
+        missions = index.now()
+        sites = missions.sites(filters.mission, filters.language)
+        where = StatementFilter(
+            site=filters.site or None,
+            sites=sites,
+            status=filters.status,
+            tag=filters.tag,
+            changed_from=day_start(filters.start),
+            changed_to=day_end(filters.end),
+        )
         found = archive.statement_page(
             where, order=StatementOrder.LAST_CHANGED, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
-        filters = {"site": site, "status": status, "tag": tag}
+        latest = archive.changes(
+            site=filters.site or None,
+            sites=sites,
+            kinds=STATEMENT_KINDS,
+            include_baseline=False,
+            limit=LATEST_CHANGES,
+        )
         return render(
             request,
             "statements.html",
@@ -153,10 +215,47 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
                 "total": found.total,
                 "page": page,
                 "pages": max(1, -(-found.total // PAGE_SIZE)),
-                "filters": filters,
+                "filters": filters.query(),
                 "sites": archive.sites(),
+                "missions": missions,
+                "mission": missions.find(filters.mission or ""),
+                "latest": latest,
             },
         )
+
+    @router.get("/")
+    def home(
+        request: Request,
+        site: Text = None,
+        mission: Mission = None,
+        language: Language = None,
+        status: Annotated[str | None, Query(pattern="^(active|missing|removed)$")] = None,
+        tag: Text = None,
+        start: From = None,
+        end: To = None,
+        page: PageNumber = 1,
+    ) -> HTMLResponse:
+        filters = ListFilters.checked(
+            site=site,
+            mission=mission,
+            language=language,
+            status=status,
+            tag=tag,
+            start=start,
+            end=end,
+        )
+        return statement_list(request, filters, page)
+
+    @router.get("/missions/{key}")
+    def one_mission(
+        request: Request,
+        key: MissionKey,
+        language: Language = None,
+        page: PageNumber = 1,
+    ) -> HTMLResponse:
+        if index.now().find(key) is None:
+            raise HTTPException(404, f"no mission {key}")
+        return statement_list(request, ListFilters(mission=key, language=language), page)
 
     @router.get("/statements/{statement_id}")
     def timeline(request: Request, statement_id: StatementId) -> HTMLResponse:
@@ -261,10 +360,24 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
     def changes(
         request: Request,
         site: Text = None,
+        mission: Mission = None,
+        language: Language = None,
         kind: EventKind | None = None,
+        start: From = None,
+        end: To = None,
         before: Annotated[int | None, Query(ge=1, le=MAX_NUMBER)] = None,
     ) -> HTMLResponse:
-        where = EventFilter(site=site or None, kinds=(kind,) if kind else ())
+        filters = ListFilters.checked(
+            site=site, mission=mission, language=language, start=start, end=end
+        )
+        missions = index.now()
+        where = EventFilter(
+            since=day_start(start),
+            until=day_end(end),
+            site=site or None,
+            sites=missions.sites(mission, language),
+            kinds=(kind,) if kind else (),
+        )
         found = archive.event_page(where, before=before, limit=PAGE_SIZE)
         return render(
             request,
@@ -273,8 +386,9 @@ def pages(archive: Archive, labels: SiteLabels | None = None) -> APIRouter:
                 "events": found.events,
                 "total": found.total,
                 "older": found.older,
-                "filters": {"site": site, "kind": kind and str(kind)},
+                "filters": {**filters.query(), "kind": kind and str(kind)},
                 "kinds": list(EventKind),
+                "missions": missions,
             },
         )
 

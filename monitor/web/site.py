@@ -6,6 +6,7 @@ through read-only sessions. Every response forbids scripts and foreign styles.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -21,12 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import SiteSettings
 from monitor.export import ExportFormat, export
+from monitor.missions import MissionIndex
 from monitor.status import Health
 from monitor.web.api import api, docs_page, find_or_404
 from monitor.web.feeds import feeds
 from monitor.web.operations import operations
 from monitor.web.pages import HERE, SiteLabels, pages, templates
-from monitor.web.params import StatementId
+from monitor.web.params import Language, Mission, StatementId
 from storage.archive import Archive
 
 SECURITY_HEADERS = {
@@ -50,11 +52,12 @@ def create_app(
         docs_url=None,  # the stock docs page loads scripts from a CDN; ours is self-contained
         redoc_url=None,
     )
-    app.include_router(api(archive), prefix="/api")
-    app.include_router(pages(archive, SiteLabels.of(sites)))
-    app.include_router(feeds(archive))
+    missions = MissionIndex(tuple(sites), archive.sites)
+    app.include_router(api(archive, missions), prefix="/api")
+    app.include_router(pages(archive, SiteLabels.of(sites), missions))
+    app.include_router(feeds(archive, missions))
     app.include_router(operations(health))
-    _add_exports(app, archive)
+    _add_exports(app, archive, missions)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
@@ -101,11 +104,15 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
-def _add_exports(app: FastAPI, archive: Archive) -> None:
+def _add_exports(app: FastAPI, archive: Archive, missions: MissionIndex) -> None:
     @app.get("/export/archive.{suffix}", include_in_schema=False)
-    def whole_archive(suffix: str) -> StreamingResponse:
+    def whole_archive(
+        suffix: str, mission: Mission = None, language: Language = None
+    ) -> StreamingResponse:
         fmt = _export_format(suffix)
-        return _download(export(archive, fmt), fmt, "embassy-watch-archive")
+        sites = missions.sites(mission, language)
+        stem = "-".join(["embassy-watch-archive", *(p for p in (mission, language) if p)])
+        return _download(export(archive, fmt, sites=sites), fmt, _filename_safe(stem))
 
     @app.get("/export/statements/{statement_id:int}.{suffix}", include_in_schema=False)
     def one_statement(statement_id: StatementId, suffix: str) -> StreamingResponse:
@@ -120,6 +127,11 @@ def _export_format(suffix: str) -> ExportFormat:
         known = ", ".join(f.filename_suffix.lstrip(".") for f in ExportFormat)
         raise HTTPException(422, f"no export as {suffix!r}: ask for one of {known}")
     return found
+
+
+def _filename_safe(stem: str) -> str:
+    """A download name from what the reader typed: nothing that could break the header."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", stem)
 
 
 def _download(chunks: Iterator[bytes], fmt: ExportFormat, stem: str) -> StreamingResponse:
