@@ -221,6 +221,7 @@ class EventPolicy:
     baseline: bool = False  # the site's first crawl: events are archived, nobody is alerted
     removal_after: int = 2  # consecutive "gone" cycles before a take-down is concluded
     alert_typographic: bool = False  # alert revisions that only restyle the text ([notify])
+    wayback: bool = False  # queue each new revision for Save Page Now ([evidence] wayback)
 
 
 @dataclass(frozen=True)
