@@ -334,6 +334,9 @@ def _print_health(health: Health) -> None:
     click.echo(f"events: {events or 'none'}")
     alerts = ", ".join(f"{n} {state}" for state, n in tallies.outbox.items())
     click.echo(f"alerts: {alerts}")
+    if tallies.wayback:
+        captures = ", ".join(f"{n} {state}" for state, n in sorted(tallies.wayback.items()))
+        click.echo(f"wayback captures: {captures}")
     for problem in health.problems:
         click.echo(f"problem: {problem}")
 

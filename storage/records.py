@@ -351,6 +351,7 @@ class Tallies:
     outbox: dict[str, int]  # by delivery status
     oldest_waiting_at: datetime | None  # the oldest alert not yet delivered nor given up
     sites: tuple[SiteState, ...]
+    wayback: dict[str, int] = field(default_factory=dict)  # Save Page Now captures, by status
 
 
 class StatementOrder(StrEnum):

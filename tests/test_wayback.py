@@ -98,6 +98,7 @@ def test_a_new_revision_is_captured_once_and_its_snapshot_shown(
         page = _fetch(base, f"/statements/{statement_id}/revisions/2")
         shown = json.loads(_fetch(base, f"/api/statements/{statement_id}"))
         first = json.loads(_fetch(base, f"/api/statements/{statement_id}/revisions/1"))
+        metrics = _fetch(base, "/metrics")
     assert f'href="{row.snapshot_url}"' in page
     assert (
         f"Internet Archive snapshot {row.snapshot_at:%Y-%m-%dT%H:%M:%S}Z: {row.snapshot_url}"
@@ -106,6 +107,7 @@ def test_a_new_revision_is_captured_once_and_its_snapshot_shown(
     assert shown["wayback"]["snapshot_url"] == row.snapshot_url
     assert shown["wayback"]["status"] == "saved"
     assert first["wayback"] is None
+    assert 'wayback_captures{status="saved"} 1' in metrics
     assert SECRET not in (tmp_path / "serve.log").read_text()
 
 
@@ -139,6 +141,8 @@ def test_a_failed_capture_is_asked_afresh_then_given_up(
     assert len(stand_in.submitted) == 2  # the failed job asked for afresh, once
     _crawl(ew)
     assert len(stand_in.submitted) == 2  # given up: not asked again
+    status = ew.run("status", env=KEYS, expect=None).stdout
+    assert "wayback captures: 1 failed" in status
 
 
 def test_a_claimed_capture_is_not_taken_twice_until_its_lease_ends(
