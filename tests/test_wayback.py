@@ -171,3 +171,36 @@ def test_the_keys_come_from_the_environment_and_are_required() -> None:
     assert SECRET not in repr(settings)
     with pytest.raises(ConfigError, match="wayback_access_key and wayback_secret_key"):
         load_settings(None, environ={"EMBASSY_WATCH_EVIDENCE_WAYBACK": "true"})
+
+
+def test_run_captures_new_revisions_between_its_crawls(
+    replica: ReplicaSite, stand_in: LocalWayback, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    sections: dict[str, dict[str, object]] = {
+        "schedule": {"interval": "1s", "jitter": 0},
+        "health": {"stale_after": 1000},
+        "evidence": {
+            "wayback": True,
+            "wayback_endpoint": stand_in.url,
+            "wayback_poll_every": "0.2s",
+            "retry_backoff": "0.2s",
+            "check_every": "0.2s",
+            "timeout": "2s",
+        },
+    }
+    ew = EmbassyWatch(write_config(tmp_path, url, [replica.listing_url], sections=sections), url)
+    stand_in.refusals = [503]
+    with ew.start_daemon(tmp_path / "daemon.log", env=KEYS) as daemon:
+        daemon.wait_for_log("replica: done", count=2)
+        replica.edit(EDITED, title="增进全世界的人权（修订）")
+        daemon.wait_for_log("wayback: capture of")  # the 503
+        daemon.wait_for_log("captured as")
+        daemon.wait_for_log("replica: done", count=6)  # more crawls: nothing new is sent
+        assert daemon.terminate() == 0
+        log = daemon.output()
+    assert stand_in.submitted == [replica.url(replica.statement(EDITED).path)]
+    assert stand_in.refused == 1
+    assert ACCESS not in log and SECRET not in log
+    [row] = _captures(ew)
+    assert row.status == str(CaptureStatus.SAVED)
