@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -327,12 +328,49 @@ class EvidenceSettings(_Section):
     check_every: Annotated[Duration, within("0.1s", "1h")] = Field(
         default=10.0, description="how often `run` sends the timestamp requests due"
     )
+    wayback: bool = Field(
+        default=False,
+        description="submit each new revision's URL to the Internet Archive's Save Page Now",
+    )
+    wayback_endpoint: str = Field(
+        default="https://web.archive.org", description="the Save Page Now (SPN2) service"
+    )
+    # SecretStr: a key never appears in a repr, a log line or an error message.
+    wayback_access_key: SecretStr = SecretStr("")
+    wayback_secret_key: SecretStr = SecretStr("")
+    wayback_per_minute: Count = Field(
+        default=4, ge=1, le=60, description="most capture requests sent in any minute"
+    )
+    wayback_poll_every: Annotated[Duration, within("0.1s", "1h")] = Field(
+        default=20.0, description="wait between asking how a capture is going"
+    )
+    wayback_wait: Annotated[Duration, within("0s", "1h")] = Field(
+        default=60.0, description="how long `crawl` waits for its captures before leaving"
+    )
+    wayback_max_attempts: Count = Field(
+        default=8, ge=1, le=100, description="failed attempts before a capture is given up"
+    )
 
     @field_validator("tsa_urls", "tsa_certificates", mode="before")
     @classmethod
     def _split_env_list(cls, value: Any) -> Any:
         # From the environment: separated by whitespace, as [notify] urls.
         return tuple(value.split()) if isinstance(value, str) else value
+
+    @field_validator("wayback_endpoint")
+    @classmethod
+    def _http_endpoint(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _wayback_keys(self) -> EvidenceSettings:
+        keys = (self.wayback_access_key, self.wayback_secret_key)
+        if self.wayback and not all(key.get_secret_value() for key in keys):
+            raise ValueError("wayback = true needs wayback_access_key and wayback_secret_key")
+        return self
 
     @field_validator("tsa_urls")
     @classmethod

@@ -16,10 +16,12 @@ from monitor.evidence import Timestamper
 from monitor.messages import what_changed
 from monitor.notify import Dispatcher, NotifyConfigError, Target, make_targets
 from monitor.status import Health, read_health
+from monitor.wayback import Archivist
 from storage.archive import Archive
 from storage.engine import database_label
 from storage.errors import first_line
 from storage.evidence import Evidence
+from storage.wayback import WaybackQueue
 
 if TYPE_CHECKING:  # these import Scrapy or FastAPI: only when crawling or serving
     from fastapi import FastAPI
@@ -52,6 +54,10 @@ class App:
     def timestamper(self) -> Timestamper:
         evidence = Evidence(self.archive.engine)
         return Timestamper(evidence, self.settings.evidence, self.settings.crawl.user_agent)
+
+    def archivist(self) -> Archivist:
+        queue = WaybackQueue(self.archive.engine)
+        return Archivist(queue, self.settings.evidence, self.settings.crawl.user_agent)
 
     def dispatcher(self) -> Dispatcher:
         describe = partial(what_changed, self.archive)

@@ -171,6 +171,12 @@ def crawl(config_path: str | None, site_names: tuple[str, ...], quiet: bool) -> 
             _fail(f"timestamps not requested (they stay queued): {first_line(error)}")
         if stamped:
             click.echo(stamped.summary_line())
+        try:
+            captured = app.archivist().settle()
+        except SQLAlchemyError as error:
+            _fail(f"wayback captures not requested (they stay queued): {first_line(error)}")
+        if captured:
+            click.echo(captured.summary_line())
     if any(report.failed for report in reports):
         sys.exit(EXIT_FAILED)
     if any(report.problems for report in reports):
@@ -335,6 +341,9 @@ def _print_health(health: Health) -> None:
     click.echo(f"alerts: {alerts}")
     for worker in health.workers:
         click.echo(_worker_line(worker, health.checked_at))
+    if tallies.wayback:
+        captures = ", ".join(f"{n} {state}" for state, n in sorted(tallies.wayback.items()))
+        click.echo(f"wayback captures: {captures}")
     for problem in health.problems:
         click.echo(f"problem: {problem}")
 
@@ -539,12 +548,13 @@ def show(
     with _app(config_path) as app:
         found = _find(app, statement)
         revision = app.archive.revision(found.id, number=number, at=when)
+        snapshot = app.archive.wayback_snapshot(found.id, revision.number) if revision else None
     if revision is None:
         if when is not None:
             _fail(f"statement {found.id} was not yet archived at {iso(when)}")
         _fail(f"statement {found.id} has no revision {number}")
     if as_json:
-        _print_json(revision_json(found, revision))
+        _print_json(revision_json(found, revision, snapshot))
         return
     content = revision.content
     click.echo(one_line(content.title))

@@ -228,4 +228,5 @@ class Monitor:
             baseline=baseline,
             removal_after=self.settings.schedule.removal_after,
             alert_typographic=self.settings.notify.typographic,
+            wayback=self.settings.evidence.wayback,
         )

@@ -41,6 +41,7 @@ class Daemon:
         self.monitor = app.monitor(self.crawls)
         self.dispatcher = app.dispatcher()
         self.timestamper = app.timestamper()
+        self.archivist = app.archivist()
         # Reads the outbox and starts each target's sends (on the dispatcher's lanes).
         self.round_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-rounds")
         self.scheduler = AsyncIOScheduler(
@@ -81,6 +82,14 @@ class Daemon:
                 seconds=self.app.settings.evidence.check_every,
                 next_run_time=now,
             )
+        if self.archivist.enabled:
+            self.scheduler.add_job(
+                self.capture,
+                "interval",
+                id="wayback",
+                seconds=self.app.settings.evidence.check_every,
+                next_run_time=now,
+            )
         self.scheduler.add_job(
             self.watch_health, "interval", id="watchdog", seconds=schedule.interval
         )
@@ -116,6 +125,7 @@ class Daemon:
             log.warning("%s: hint source not read: %s", site.name, hint_error)
         log.info("%s", report.summary_line())
         self._stamp_soon()
+        self._soon("wayback")
         took = (report.finished_at or report.started_at) - report.started_at
         if took.total_seconds() > self.app.settings.schedule.interval:
             # APScheduler skips the runs that fell due meanwhile (quietly: see run_daemon).
@@ -161,6 +171,21 @@ class Daemon:
             await asyncio.to_thread(self.timestamper.stamp_due, self.dispatcher.stopping.is_set)
         except Exception as error:  # the database went away; the requests stay queued
             log.error("timestamp requests failed: %s: %s", type(error).__name__, error)
+
+    async def capture(self) -> None:
+        try:
+            # Off the event loop: the Archive answering slowly must not stall crawls or alerts.
+            done = await asyncio.to_thread(self.archivist.work_due, self.dispatcher.stopping.is_set)
+        except Exception as error:  # the database went away; the captures stay queued
+            log.error("wayback captures failed: %s: %s", type(error).__name__, error)
+            return
+        if done:
+            log.info("%s", done.summary_line())
+
+    def _soon(self, job_id: str) -> None:
+        job = self.scheduler.get_job(job_id)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     def _stamp_soon(self) -> None:
         job = self.scheduler.get_job("stamp")

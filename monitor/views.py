@@ -19,6 +19,7 @@ from storage.records import (
     SearchResults,
     StatementSummary,
 )
+from storage.wayback import Snapshot
 
 
 def iso(value: datetime | None) -> str | None:
@@ -57,7 +58,9 @@ def revision_summary_json(row: RevisionSummary) -> dict[str, Any]:
     }
 
 
-def revision_json(found: StatementSummary, revision: Revision) -> dict[str, Any]:
+def revision_json(
+    found: StatementSummary, revision: Revision, snapshot: Snapshot | None = None
+) -> dict[str, Any]:
     content = revision.content
     return {
         "id": found.id,
@@ -81,6 +84,18 @@ def revision_json(found: StatementSummary, revision: Revision) -> dict[str, Any]
         "post_id": content.post_id,
         "twin_url": content.twin_url,
         "status": found.status,
+        "wayback": wayback_json(snapshot),
+    }
+
+
+def wayback_json(snapshot: Snapshot | None) -> dict[str, Any] | None:
+    """The Internet Archive capture of the revision's URL; null if none was asked for."""
+    if snapshot is None:
+        return None
+    return {
+        "status": str(snapshot.status),
+        "snapshot_url": snapshot.url,
+        "captured_at": iso(snapshot.captured_at),
     }
 
 

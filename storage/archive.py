@@ -28,6 +28,7 @@ from storage.recording import Recording
 from storage.sessions import Sessions
 from storage.sites import Sites
 from storage.thinning import THIN_PER_TRANSACTION, thin_observations
+from storage.wayback import Snapshot, snapshot_of
 
 # pg_try_advisory_lock key held by the one daemon allowed per database ("embw").
 DAEMON_LOCK_KEY = 0x656D6277
@@ -96,6 +97,11 @@ class Archive:
         finally:
             migration_engine.dispose()
         return cls(make_engine(url))
+
+    def wayback_snapshot(self, statement_id: int, number: int) -> Snapshot | None:
+        """The Internet Archive's capture of a revision's URL, if one was asked for."""
+        with self._sessions.reading() as session:
+            return snapshot_of(session, statement_id, number)
 
     def close(self) -> None:
         self.engine.dispose()

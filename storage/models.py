@@ -287,3 +287,32 @@ class FleetWorker(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(200))  # host:pid
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WaybackCapture(Base):
+    """One revision's Save Page Now request: the durable queue it is sent from, then its snapshot.
+
+    One row per revision (unique), so the Internet Archive is asked once per revision; a
+    job once accepted is polled (job_id set), never submitted again unless it failed.
+    """
+
+    __tablename__ = "wayback_capture"
+    __table_args__ = (
+        Index("ix_wayback_capture_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id"), unique=True)
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # While "sending": the claim expires then, so a killed sender's row is taken up again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    # When the last capture request was sent: the rate limit counts these, across processes.
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    snapshot_url: Mapped[str | None] = mapped_column(String(URL_LENGTH))
+    snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -202,6 +202,10 @@ class Reading:
             revisions = session.scalar(select(func.count()).select_from(models.Revision)) or 0
             sites = session.scalars(select(models.SiteState).order_by(models.SiteState.site))
             site_states = tuple(site_state_of(row) for row in sites)
+            capture = models.WaybackCapture
+            wayback = session.execute(
+                select(capture.status, func.count()).group_by(capture.status)
+            ).all()
         return Tallies(
             statements={status: count for status, count in by_status},
             revisions=revisions,
@@ -209,6 +213,7 @@ class Reading:
             outbox={str(status): count for status, count in self._outbox.counts().items()},
             oldest_waiting_at=self._outbox.oldest_waiting(),
             sites=site_states,
+            wayback={status: count for status, count in wayback},
         )
 
     def counts(self) -> dict[str, int]:

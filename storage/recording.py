@@ -34,6 +34,7 @@ from storage.records import (
     StatementContent,
 )
 from storage.sessions import Sessions
+from storage.wayback import queue_capture
 
 ACTIVE = "active"
 MISSING = "missing"  # its page was gone at the last check; not yet concluded
@@ -180,6 +181,8 @@ class Recording:
         key = "content:" + new_hash
         self._add_observation(session, capture, key, statement.id, revision_id=revision.id)
         self._emit_revision_event(session, policy, statement, revision, latest, was_removed)
+        if policy.wayback and not policy.baseline:  # committed with the revision it archives
+            queue_capture(session, revision)
         return RecordResult(Outcome.CHANGED if latest else Outcome.NEW, statement.id, number)
 
     def _emit_revision_event(

@@ -223,6 +223,7 @@ class EventPolicy:
     baseline: bool = False  # the site's first crawl: events are archived, nobody is alerted
     removal_after: int = 2  # consecutive "gone" cycles before a take-down is concluded
     alert_typographic: bool = False  # alert revisions that only restyle the text ([notify])
+    wayback: bool = False  # queue each new revision for Save Page Now ([evidence] wayback)
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,7 @@ class Tallies:
     outbox: dict[str, int]  # by delivery status
     oldest_waiting_at: datetime | None  # the oldest alert not yet delivered nor given up
     sites: tuple[SiteState, ...]
+    wayback: dict[str, int] = field(default_factory=dict)  # Save Page Now captures, by status
 
 
 class StatementOrder(StrEnum):

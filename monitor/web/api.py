@@ -86,7 +86,7 @@ def api(archive: Archive, missions: MissionIndex | None = None) -> APIRouter:
         revision = archive.revision(found.id, at=at)
         if revision is None:
             raise HTTPException(404, f"statement {statement_id} was not yet archived at {at}")
-        return revision_json(found, revision)
+        return revision_json(found, revision, archive.wayback_snapshot(found.id, revision.number))
 
     @router.get("/statements/{statement_id}/revisions", summary="A statement's revisions")
     def revisions(statement_id: StatementId) -> list[dict[str, Any]]:
@@ -99,7 +99,7 @@ def api(archive: Archive, missions: MissionIndex | None = None) -> APIRouter:
         row = archive.revision(found.id, number=number)
         if row is None:
             raise HTTPException(404, f"statement {statement_id} has no revision {number}")
-        return revision_json(found, row)
+        return revision_json(found, row, archive.wayback_snapshot(found.id, row.number))
 
     @router.get("/statements/{statement_id}/diff", summary="What changed between two revisions")
     def diff(

@@ -92,6 +92,10 @@ class ArchiveCollector(Collector):
             "outbox_deliveries", "alert deliveries, by status", ["status"],
             [((status,), count) for status, count in sorted(tallies.outbox.items())],
         )  # fmt: skip
+        yield _gauge(
+            "wayback_captures", "Save Page Now captures of new revisions, by status", ["status"],
+            [((status,), count) for status, count in sorted(tallies.wayback.items())],
+        )  # fmt: skip
         waited = (
             (found.checked_at - tallies.oldest_waiting_at).total_seconds()
             if tallies.oldest_waiting_at

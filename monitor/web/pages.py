@@ -58,6 +58,7 @@ from storage.records import (
     StatementOrder,
     StatementSummary,
 )
+from storage.wayback import Snapshot
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -464,6 +465,7 @@ def _revision_context(
 ) -> dict[str, Any]:
     history = archive.history(statement.id)
     kept = archive.revision_page(statement.id, revision.number)
+    snapshot = archive.wayback_snapshot(statement.id, revision.number)
     mission = labels.missions.get(statement.site, "")
     return {
         "statement": statement,
@@ -471,7 +473,8 @@ def _revision_context(
         "at": at,
         "in_force": in_force(history, statement, revision.number),
         "kept": kept,
-        "citation": citation(statement, revision, kept, mission),
+        "snapshot": snapshot,
+        "citation": citation(statement, revision, kept, mission, snapshot),
     }
 
 
@@ -487,7 +490,11 @@ def in_force(history: list[RevisionSummary], statement: StatementSummary, number
 
 
 def citation(
-    statement: StatementSummary, revision: Revision, kept: KeptPage | None, mission: str = ""
+    statement: StatementSummary,
+    revision: Revision,
+    kept: KeptPage | None,
+    mission: str = "",
+    snapshot: Snapshot | None = None,
 ) -> str:
     """One line a reader can paste into a story or a filing; every part checkable here."""
     c = revision.content
@@ -498,9 +505,17 @@ def citation(
         f"first archived {_iso(revision.observed_at)}",
         f"captured {_iso(kept.fetched_at)}, SHA-256 {kept.sha256}" if kept else "",
         c.url,
+        _wayback_part(snapshot),
         f"embassy-watch statement {statement.id}",
     ]
     return ". ".join(part for part in parts if part) + "."
+
+
+def _wayback_part(snapshot: Snapshot | None) -> str:
+    """The second witness, once the Internet Archive has it: a copy anyone can open."""
+    if snapshot is None or snapshot.url is None or snapshot.captured_at is None:
+        return ""
+    return f"Internet Archive snapshot {_iso(snapshot.captured_at)}: {snapshot.url}"
 
 
 def _iso(value: datetime) -> str:
