@@ -360,6 +360,20 @@ def _twin_url(page: Selector, url: str, language: str | None) -> str | None:
     return None
 
 
+_CODE = re.compile(r"[a-z]{2,3}")
+
+
+def page_languages(text: str) -> tuple[str, ...]:
+    """The languages a page says it exists in (Polylang's hreflang alternates and its
+    `#language-switch` options), as codes ("en", "zh"), sorted; x-default is no language."""
+    page = Selector(text=text or "<html></html>")
+    found = page.css('link[rel~="alternate"]::attr(hreflang)').getall()
+    found += page.css("#language-switch option::attr(lang)").getall()
+    codes = {_language_code(value) for value in found}
+    # Codes only (not x-default, not junk): the list is shown on a terminal.
+    return tuple(sorted(code for code in codes if _CODE.fullmatch(code)))
+
+
 # -- listing pages -----------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from http.client import HTTPMessage
 from typing import IO
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +19,7 @@ from parsel import Selector
 
 from config import CrawlSettings
 from config.missions import SwitcherLink
+from crawler.extract import page_languages
 
 MAX_LINKS = 1000
 MAX_REDIRECTS = 5
@@ -28,11 +30,20 @@ class SwitcherUnavailable(Exception):
     """The page could not be read or has no country switcher; the message is one line."""
 
 
-def read_switcher(url: str, crawl: CrawlSettings) -> list[SwitcherLink]:
-    links = country_switcher(fetch_page(url, crawl), url)
+@dataclass(frozen=True)
+class SwitcherPage:
+    """What one mission page offers: other missions (country switcher), its own languages."""
+
+    links: tuple[SwitcherLink, ...]
+    languages: tuple[str, ...]  # from its hreflang links and language switch; may be empty
+
+
+def read_switcher(url: str, crawl: CrawlSettings) -> SwitcherPage:
+    page = fetch_page(url, crawl)
+    links = country_switcher(page, url)
     if not links:
         raise SwitcherUnavailable(f"{url} has no country switcher (.countries list of links)")
-    return links
+    return SwitcherPage(tuple(links), page_languages(page.decode("utf-8", errors="replace")))
 
 
 def country_switcher(page: bytes, url: str) -> list[SwitcherLink]:

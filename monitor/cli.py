@@ -743,10 +743,11 @@ def missions(
         return
     url = page_url or settings.sites[0].listing_urls[0]
     try:
-        diff = compare_catalog(catalog, read_switcher(url, settings.crawl))
+        page = read_switcher(url, settings.crawl)
     except SwitcherUnavailable as error:
         _fail(str(error))
-    _print_catalog_diff(diff, url, as_json)
+    diff = compare_catalog(catalog, list(page.links))
+    _print_catalog_diff(diff, url, page.languages, as_json)
     target = output or settings.missions.catalog
     if target and not diff.unchanged:
         try:
@@ -783,11 +784,14 @@ def _print_catalog(catalog: Catalog, as_json: bool) -> None:
     click.echo(f"{len(catalog.missions)} missions", err=True)
 
 
-def _print_catalog_diff(diff: CatalogDiff, url: str, as_json: bool) -> None:
+def _print_catalog_diff(
+    diff: CatalogDiff, url: str, languages: tuple[str, ...], as_json: bool
+) -> None:
     if as_json:
         _print_json(
             {
                 "page": url,
+                "languages": list(languages),
                 "added": [_mission_json(m) for m in diff.added],
                 "missing": [m.key for m in diff.missing],
                 "renamed": [
@@ -812,6 +816,8 @@ def _print_catalog_diff(diff: CatalogDiff, url: str, as_json: bool) -> None:
         click.echo(f"  ignored  {one_line(link.url, 60)} (not a mission platform host)")
     if diff.unchanged:
         click.echo("  the catalog matches the switcher")
+    # A mission's languages in the catalog are set by hand; this shows what the page offers.
+    click.echo(f"languages on this page: {', '.join(languages) or 'none linked'}")
 
 
 def _find(app: App, ref: str) -> StatementSummary:

@@ -63,7 +63,7 @@ class TwinNote:
     statement_id: int
     language: str | None
     changed_at: datetime | None  # its latest change after `since`; None: unchanged since
-    since: datetime  # when the changed statement's previous revision was archived
+    since: datetime  # the changed statement's previous revision, or the twin's first, if later
     last_checked: datetime
 
 
@@ -104,9 +104,14 @@ def twin_note(archive: Archive, statement_id: int, since: datetime) -> TwinNote 
     twin = archive.find_statement(found.twin_url) if found and found.twin_url else None
     if twin is None or twin.id == statement_id:
         return None
-    latest = archive.history(twin.id)[-1]
+    history = archive.history(twin.id)
+    if not history:
+        return None
+    first, latest = history[0], history[-1]
     changed = latest.observed_at if latest.number > 1 and latest.observed_at > since else None
-    return TwinNote(twin.id, twin.language, changed, since, twin.last_seen_at)
+    # A twin first archived after `since` is known unchanged only from then on.
+    known_since = max(since, first.observed_at)
+    return TwinNote(twin.id, twin.language, changed, known_since, twin.last_seen_at)
 
 
 LANGUAGE_NAMES = {"zh": "Chinese · 中文", "en": "English · 英文"}

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crawler.dates import parse_display_date, parse_iso_datetime
-from crawler.extract import extract_listing, extract_statement
+from crawler.extract import extract_listing, extract_statement, page_languages
 from storage.records import ExtractionFailure, StatementContent
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
@@ -272,3 +272,48 @@ def test_iso_times_become_utc() -> None:
     )
     assert parse_iso_datetime("2021-02-08T07:35:12") == datetime(2021, 2, 8, 7, 35, 12, tzinfo=UTC)
     assert parse_iso_datetime("yesterday") is None
+
+
+@pytest.mark.parametrize(
+    ("html", "languages"),
+    [
+        # Polylang's hreflang alternates, this page's own language included
+        (
+            '<link rel="alternate" href="/a-en/" hreflang="en" />'
+            '<link rel="alternate" href="/zh/a/" hreflang="zh" />',
+            ("en", "zh"),
+        ),
+        # region subtags and x-default are not languages of their own
+        (
+            '<link rel="alternate" hreflang="en-US" href="/"><link rel="alternate" '
+            'hreflang="x-default" href="/"><link rel="alternate" hreflang="zh_CN" href="/zh/">',
+            ("en", "zh"),
+        ),
+        # the language switch alone (the cms3 theme's select)
+        (
+            '<ul id="language-switch"><select><option value="en" lang="en-US">English</option>'
+            '<option value="zh" lang="zh-CN" selected>中文</option></select></ul>',
+            ("en", "zh"),
+        ),
+        # both, overlapping; a switch option without lang says nothing
+        (
+            '<link rel="alternate" hreflang="fr" href="/fr/"><ul id="language-switch">'
+            '<option lang="en-US">English</option><option>?</option></ul>',
+            ("en", "fr"),
+        ),
+        # other <option lang> and feed alternates are not the page's languages
+        (
+            '<select><option lang="de">Deutsch</option></select>'
+            '<link rel="alternate" type="application/rss+xml" href="/feed/">',
+            (),
+        ),
+        # junk codes are dropped: the list is shown on a terminal
+        (
+            '<link rel="alternate" hreflang="\x1b[2J" href="/"><link rel="alternate" hreflang="">',
+            (),
+        ),
+        ("", ()),
+    ],
+)
+def test_page_languages(html: str, languages: tuple[str, ...]) -> None:
+    assert page_languages(html) == languages

@@ -13,7 +13,7 @@ from config import ConfigError, load_settings
 from config.missions import catalog_csv, load_catalog
 from config.settings import DEFAULT_LISTING_URL
 from tests.helpers import EmbassyWatch
-from tests.replica.site import Canned, ReplicaSite
+from tests.replica.site import Canned, ReplicaSite, english_twins, seed_statements
 
 CATALOG = load_catalog()
 
@@ -263,4 +263,20 @@ def test_refresh_reads_the_first_configured_listing_by_default(
     report = EmbassyWatch(config, "").run("missions", "--refresh").stdout
     # The replica's header links three countries: every other mission reads as unlinked.
     assert report.count("unlinked") == 196 - 3
+    assert "languages on this page: none linked" in report  # the Chinese-only listing
     assert mission_page.count("/") == 1
+
+
+def test_refresh_reports_the_languages_the_page_offers(tmp_path: Path) -> None:
+    chinese = seed_statements()[:2]
+    site = ReplicaSite(chinese, english=english_twins(chinese)).start()
+    try:
+        ew = EmbassyWatch(write(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n'), "")
+        text = ew.run("missions", "--refresh", "--from", site.listing_url).stdout
+        answer = json.loads(
+            ew.run("missions", "--refresh", "--json", "--from", site.url(chinese[0].path)).stdout
+        )
+    finally:
+        site.stop()
+    assert "languages on this page: en, zh" in text
+    assert answer["languages"] == ["en", "zh"]

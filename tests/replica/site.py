@@ -1,7 +1,9 @@
 """A local replica of the embassy's WordPress site, served on 127.0.0.1 (port 0).
 
 It renders statements (from data/statements.json, built from the real seeds) in
-either theme generation, with the noise the real pages carry (nonces, `?ver=`
+either theme generation, in Chinese and, for the statements given English twins
+(`english_twins`), in English too as the real Polylang site does (`/{slug}-en/`, an
+English listing at `/news-events/`, hreflang links and a language switch both ways), with the noise the real pages carry (nonces, `?ver=`
 asset URLs, reading time, a rotating sidebar, a cookie banner), and lets a test
 add, edit and delete statements or make the server misbehave between crawls.
 """
@@ -25,6 +27,10 @@ from urllib.parse import unquote, urlsplit
 DATA = Path(__file__).with_name("data") / "statements.json"
 SITE_NAME = "美国驻华大使馆和领事馆"
 LISTING_PATH = "/zh/news-events-zh/"
+# Polylang: English (the default language) at the root, Chinese under /zh/.
+LISTING_PATHS = {"zh": LISTING_PATH, "en": "/news-events/"}
+LOCALES = {"zh": "zh-CN", "en": "en-US"}
+SITE_NAMES = {"zh": SITE_NAME, "en": "U.S. Embassy & Consulates in China"}
 
 
 @dataclass
@@ -43,10 +49,11 @@ class Statement:
     caption: str | None = "DOS Seal"
     link: str | None = None  # where the listing points, if not this replica's own page
     machine_dates: bool = True  # False: only the visible date (no meta, no <time datetime>)
+    language: str = "zh"  # "en": the English twin of the Chinese statement with this slug
 
     @property
     def path(self) -> str:
-        return f"/zh/{self.slug}/"
+        return language_path(self.slug, self.language)
 
     def excerpt(self) -> str:
         """wp_trim_words(content, 55): whitespace words, so most zh bodies are whole."""
@@ -54,8 +61,39 @@ class Statement:
         return " ".join(words) if len(words) <= 55 else " ".join(words[:55]) + " ..."
 
 
+def language_path(slug: str, language: str) -> str:
+    """Where Polylang puts a post: Chinese under /zh/, English at the root, slug suffixed."""
+    return f"/zh/{slug}/" if language == "zh" else f"/{slug}-{language}/"
+
+
 def seed_statements() -> list[Statement]:
     return [Statement(**record) for record in json.loads(DATA.read_text(encoding="utf-8"))]
+
+
+def english_twin(statement: Statement) -> Statement:
+    """The English version of a Chinese statement: its own post (id), text and terms."""
+    published = datetime.fromisoformat(statement.published)
+    return Statement(
+        post_id=statement.post_id + 100000,
+        slug=statement.slug,
+        title=f"Statement on {statement.slug.replace('-', ' ')}",
+        paragraphs=[
+            f"English text of paragraph {number} of {statement.slug}."
+            for number in range(1, len(statement.paragraphs) + 1)
+        ],
+        author=statement.author,
+        published=statement.published,
+        shown_date=f"{published:%B} {published.day}, {published.year}",
+        tags=["Press Briefing"],
+        categories=["News"],
+        caption=statement.caption,
+        machine_dates=statement.machine_dates,
+        language="en",
+    )
+
+
+def english_twins(statements: list[Statement]) -> list[Statement]:
+    return [english_twin(statement) for statement in statements]
 
 
 @dataclass(frozen=True)
@@ -85,8 +123,11 @@ class ReplicaSite:
         per_page: int = 10,
         pagination: tuple[str, ...] = ("link", "nav"),
         charset: str = "utf-8",
+        english: list[Statement] | None = None,
     ) -> None:
         self.statements = statements if statements is not None else seed_statements()
+        # English twins (language "en"), listed at /news-events/; none by default.
+        self.english = english if english is not None else []
         self.theme = theme
         self.per_page = per_page
         self.pagination = pagination
@@ -132,18 +173,32 @@ class ReplicaSite:
     def listing_url(self) -> str:
         return self.url(LISTING_PATH)
 
+    def listing_url_for(self, language: str) -> str:
+        return self.url(LISTING_PATHS[language])
+
+    def versions(self, language: str) -> list[Statement]:
+        """The statements of one language, newest first."""
+        return self.statements if language == "zh" else self.english
+
+    def twin_of(self, statement: Statement) -> Statement | None:
+        """The statement's version in the other language, if the site has one."""
+        other = "en" if statement.language == "zh" else "zh"
+        return next((s for s in self.versions(other) if s.slug == statement.slug), None)
+
     # -- what tests change ---------------------------------------------------------------
 
-    def statement(self, slug: str) -> Statement:
-        return next(s for s in self.statements if s.slug == slug)
+    def statement(self, slug: str, lang: str = "zh") -> Statement:
+        return next(s for s in self.versions(lang) if s.slug == slug)
 
     def add(self, statement: Statement) -> None:
+        """Publish a statement (an English one: a twin for the Chinese one of its slug)."""
         with self._lock:
-            self.statements.insert(0, statement)
+            self.versions(statement.language).insert(0, statement)
 
-    def edit(self, slug: str, /, **changes: object) -> Statement:
+    def edit(self, slug: str, /, *, lang: str = "zh", **changes: object) -> Statement:
+        """Change one language version of a statement (`lang="en"`: the English twin only)."""
         with self._lock:
-            statement = self.statement(slug)
+            statement = self.statement(slug, lang)
             for name, value in changes.items():
                 setattr(statement, name, copy.deepcopy(value))
             statement.modified = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -209,20 +264,23 @@ class ReplicaSite:
             return 200, {"Content-Type": "text/plain"}, self.robots_txt.encode()
         if path in ("/sitemap_index.xml", "/post-sitemap.xml"):
             with self._lock:
-                statements = list(self.statements)
+                statements = self.statements + self.english
             xml = (
                 self._sitemap_index() if path == "/sitemap_index.xml" else self._sitemap(statements)
             )
             return 200, {"Content-Type": "application/xml; charset=UTF-8"}, xml.encode()
         if path == "/wp-json/wp/v2/posts":
             with self._lock:
-                statements = list(self.statements)
+                statements = self.statements + self.english
             return 200, {"Content-Type": "application/json"}, self._rest_posts(statements)
+        for language, prefix in LISTING_PATHS.items():
+            page = _listing_page_number(path, prefix)
+            if page is not None and (language == "zh" or self.english):
+                with self._lock:
+                    listed = list(self.versions(language))
+                return self._listing(listed, page, language)
         with self._lock:
-            statements = list(self.statements)
-        page = _listing_page_number(path)
-        if page is not None:
-            return self._listing(statements, page)
+            statements = self.statements + self.english
         for statement in statements:
             if statement.path == path:
                 return self._detail(statement)
@@ -260,13 +318,16 @@ class ReplicaSite:
         posts.sort(key=lambda post: str(post["modified_gmt"]), reverse=True)
         return json.dumps(posts, ensure_ascii=False).encode()
 
-    def _listing(self, statements: list[Statement], page: int) -> tuple[int, dict[str, str], bytes]:
+    def _listing(
+        self, statements: list[Statement], page: int, language: str = "zh"
+    ) -> tuple[int, dict[str, str], bytes]:
         chunk = statements[(page - 1) * self.per_page : page * self.per_page]
         if not chunk and page > 1:
             return 404, self._html_headers(), self._encode(render_not_found(self))
         has_next = page * self.per_page < len(statements)
         render = render_listing_cms3 if self.theme == "cms3" else render_listing_current
-        return 200, self._html_headers(), self._encode(render(self, chunk, page, has_next))
+        body = render(self, chunk, page, has_next, language)
+        return 200, self._html_headers(), self._encode(body)
 
     def _detail(self, statement: Statement) -> tuple[int, dict[str, str], bytes]:
         render = render_detail_cms3 if self.theme == "cms3" else render_detail_current
@@ -290,11 +351,11 @@ _SITEMAP_INDEX_OPEN = f'<sitemapindex xmlns="{_SITEMAP_NS}">'
 _URLSET_OPEN = f'<urlset xmlns="{_SITEMAP_NS}">'
 
 
-def _listing_page_number(path: str) -> int | None:
-    if path == LISTING_PATH:
+def _listing_page_number(path: str, prefix: str = LISTING_PATH) -> int | None:
+    if path == prefix:
         return 1
-    if path.startswith(LISTING_PATH + "page/"):
-        number = path[len(LISTING_PATH + "page/") :].strip("/")
+    if path.startswith(prefix + "page/"):
+        number = path[len(prefix + "page/") :].strip("/")
         return int(number) if number.isdigit() else None
     return None
 
@@ -418,34 +479,67 @@ def _datetime_attribute(s: Statement) -> str:
 # -- rendering: the current theme (2021-) -----------------------------------------------
 
 
+def _alternates(site: ReplicaSite, s: Statement, close: str) -> str:
+    """Polylang's hreflang links: every language's version, this one's included."""
+    return "\n".join(
+        f'<link rel="alternate" href="{site.url(language_path(s.slug, code))}" hreflang="{code}"{close}>'
+        for code in ("en", "zh")
+    )
+
+
+SELECTED = ' selected="selected"'
+
+
+def _switch_options(site: ReplicaSite, s: Statement, urls: bool) -> str:
+    """The language switch's options; `urls`: values are the versions' URLs, else codes."""
+    labels = {"en": "English", "zh": "中文"}
+    return "".join(
+        f'<option value="{site.url(language_path(s.slug, code)) if urls else code}" '
+        f'lang="{LOCALES[code]}"{SELECTED if code == s.language else ""}>'
+        f"{labels[code]}</option>"
+        for code in ("en", "zh")
+    )
+
+
+def _language_switch_current(site: ReplicaSite, s: Statement) -> str:
+    # Only where a twin exists: the Chinese-only replica's pages stay as they always were.
+    if site.twin_of(s) is None:
+        return ""
+    return (
+        '<div class="language-switcher"><ul id="language-switch"><select name="lang_choice_1">'
+        f"{_switch_options(site, s, urls=True)}</select></ul></div>\n"
+    )
+
+
 def render_detail_current(site: ReplicaSite, s: Statement) -> str:
     url = site.url(s.path)
     modified = s.modified or s.published
     subtitle = f'<h2 class="subtitle">{escape(s.subtitle)}</h2>' if s.subtitle else ""
+    name = SITE_NAMES[s.language]
+    by, minutes = ("By", "minute read") if s.language == "en" else ("通过", "快速阅读")
     return f"""<!doctype html>
-<html class="no-js" lang="zh-CN">
+<html class="no-js" lang="{LOCALES[s.language]}">
 <head>
 <meta charset="{site.charset}">
-<title>{escape(s.title)} - {SITE_NAME}</title>
+<title>{escape(s.title)} - {name}</title>
 <meta name='robots' content='index, follow, max-image-preview:large' />
-<link rel="alternate" href="{site.url(f"/{s.slug}-en/")}" hreflang="en" />
-<link rel="alternate" href="{url}" hreflang="zh" />
+{_alternates(site, s, " /")}
 <link rel="canonical" href="{url}" />
-<meta property="og:locale" content="zh_CN" />
-<meta property="og:title" content="{escape(s.title)} - {SITE_NAME}" />
+<meta property="og:locale" content="{LOCALES[s.language].replace("-", "_")}" />
+<meta property="og:title" content="{escape(s.title)} - {name}" />
 <meta property="og:url" content="{url}" />
 {_machine_dates(s, modified)}<link rel='shortlink' href='{site.base_url}/?p={s.post_id}' />
 {_noise_head(site)}</head>
 <body class="post-template-default single single-post postid-{s.post_id} single-format-standard">
 {_uswds_header(site)}
-<main id="main">
+{_language_switch_current(site, s)}<main id="main">
  <div class="container"><div class="row">
   <ol class="breadcrumbs"><li><a href="{site.url("/zh/")}"></a></li><li></li><li></li></ol>
   <h1 class="entry-title">{escape(s.title)}</h1>
   {subtitle}
   <div class="post-meta">
-   <span class="author">通过 <a href="{site.url("/zh/按照/missioncn/")}" rel="author">{escape(s.author)}</a></span>
-   <span class="reading-time">{_reading_time(s)} 快速阅读</span>
+   <span class="author">{by} <a href="{site.url("/zh/按照/missioncn/")}" rel="author">{escape(s.author)}</a></span>
+   <span class="reading-time">{_reading_time(s)} {minutes}</span>
    <div class="share"><a href="https://twitter.com/intent/tweet?url={url}"><span class="icon"></span></a></div>
    <time class="entry-date"{_datetime_attribute(s)}>{escape(s.shown_date)}</time>
   </div>
@@ -465,9 +559,16 @@ def render_detail_current(site: ReplicaSite, s: Statement) -> str:
 </body></html>"""
 
 
+_LISTING_WORDS = {
+    "zh": ("新闻及活动", "阅读更多»", "展示更多 &or;"),
+    "en": ("News &amp; Events", "Read More »", "Show More &or;"),
+}
+
+
 def render_listing_current(
-    site: ReplicaSite, chunk: list[Statement], page: int, has_next: bool
+    site: ReplicaSite, chunk: list[Statement], page: int, has_next: bool, language: str = "zh"
 ) -> str:
+    heading, read_more, show_more = _LISTING_WORDS[language]
     articles = []
     for index, s in enumerate(chunk):
         hidden = " shohid" if index >= 6 else ""
@@ -476,22 +577,22 @@ def render_listing_current(
             f"""<article class="post-{s.post_id} post type-post{hidden}"><div class="archivegrid">
 <h2 class="entry-title"><a href="{href}">{escape(s.title)}</a></h2>
 <div class="entry-summary"><p>{escape(s.excerpt())}</p>
-<a href="{href}">阅读更多»</a></div></div></article>"""
+<a href="{href}">{read_more}</a></div></div></article>"""
         )
     return f"""<!doctype html>
-<html class="no-js" lang="zh-CN"><head><meta charset="{site.charset}">
-<title>新闻及活动 - {SITE_NAME}</title>
-{_pagination_head(site, page, has_next)}{_noise_head(site)}
+<html class="no-js" lang="{LOCALES[language]}"><head><meta charset="{site.charset}">
+<title>{heading} - {SITE_NAMES[language]}</title>
+{_listing_alternates(site)}{_pagination_head(site, page, has_next, language)}{_noise_head(site)}
 <style>.archive .shohid {{ display: none }}</style></head>
 <body class="blog archive">
 {_uswds_header(site)}
 <main id="main"><div class="container"><div class="row">
-<h1>新闻及活动</h1>
+<h1>{heading}</h1>
 <div class="archive">
 {"".join(articles)}
-<div class="centmore"><span class="loadmore">展示更多 &or;</span></div>
+<div class="centmore"><span class="loadmore">{show_more}</span></div>
 </div>
-{_pagination_nav(site, page, has_next)}
+{_pagination_nav(site, page, has_next, language)}
 {_sidebar(site)}
 </div></div></main>
 {_footer()}
@@ -499,28 +600,40 @@ def render_listing_current(
 </body></html>"""
 
 
-def _page_url(site: ReplicaSite, page: int) -> str:
-    return site.listing_url if page == 1 else site.url(f"{LISTING_PATH}page/{page}/")
+def _listing_alternates(site: ReplicaSite) -> str:
+    # Only on the bilingual replica: the Chinese-only one's listings stay as they were.
+    if not site.english:
+        return ""
+    return "".join(
+        f'<link rel="alternate" href="{site.listing_url_for(code)}" hreflang="{code}" />\n'
+        for code in ("en", "zh")
+    )
 
 
-def _pagination_head(site: ReplicaSite, page: int, has_next: bool) -> str:
+def _page_url(site: ReplicaSite, page: int, language: str = "zh") -> str:
+    first = site.listing_url_for(language)
+    return first if page == 1 else site.url(f"{LISTING_PATHS[language]}page/{page}/")
+
+
+def _pagination_head(site: ReplicaSite, page: int, has_next: bool, language: str = "zh") -> str:
     if "link" in site.pagination and has_next:
-        return f'<link rel="next" href="{_page_url(site, page + 1)}" />\n'
+        return f'<link rel="next" href="{_page_url(site, page + 1, language)}" />\n'
     return ""
 
 
-def _pagination_nav(site: ReplicaSite, page: int, has_next: bool) -> str:
+def _pagination_nav(site: ReplicaSite, page: int, has_next: bool, language: str = "zh") -> str:
     parts = []
+    older = "Older posts" if language == "en" else "较早文章"
     if "nav" in site.pagination and has_next:
         parts.append(
             '<nav class="navigation posts-navigation"><div class="nav-links">'
-            f'<div class="nav-previous"><a href="{_page_url(site, page + 1)}">较早文章</a></div>'
+            f'<div class="nav-previous"><a href="{_page_url(site, page + 1, language)}">{older}</a></div>'
             "</div></nav>"
         )
     if "numbers" in site.pagination:
-        last = max(1, -(-len(site.statements) // site.per_page))
+        last = max(1, -(-len(site.versions(language)) // site.per_page))
         numbers = " ".join(
-            f'<a class="page-numbers" href="{_page_url(site, n)}">{n}</a>'
+            f'<a class="page-numbers" href="{_page_url(site, n, language)}">{n}</a>'
             for n in range(1, last + 1)
             if n != page
         )
@@ -541,24 +654,23 @@ def render_not_found(site: ReplicaSite) -> str:
 def render_detail_cms3(site: ReplicaSite, s: Statement) -> str:
     url = site.url(s.path)
     return f"""<!doctype html>
-<html class="no-js" lang="zh-CN">
+<html class="no-js" lang="{LOCALES[s.language]}">
 <head>
 <meta charset="{site.charset}">
-<title>{escape(s.title)} | {SITE_NAME}</title>
+<title>{escape(s.title)} | {SITE_NAMES[s.language]}</title>
 <link rel="canonical" href="{url}">
 <meta property="og:locale" content="zh_CN">
 <meta property="og:type" content="article">
-<meta property="og:title" content="{escape(s.title)} | {SITE_NAME}">
+<meta property="og:title" content="{escape(s.title)} | {SITE_NAMES[s.language]}">
 <meta property="og:url" content="{url}">
 <meta property="article:published_time" content="{s.published}">
 <link rel="shortlink" href="{site.base_url}/?p={s.post_id}">
-<link rel="alternate" href="{site.url(f"/{s.slug}-en/")}" hreflang="en">
-<link rel="alternate" href="{url}" hreflang="zh">
+{_alternates(site, s, "")}
 {_noise_head(site)}</head>
 <body class="post-template-default single single-post postid-{s.post_id} {s.slug} sidebar-primary">
 <header class="banner"><div class="mo-header"><div class="container"><div class="mo-language">
 <ul id="language-switch"><label for="lang_choice_1"><select name="lang_choice_1" id="lang_choice_1">
-<option value="en" lang="en-US">English</option><option value="zh" lang="zh-CN" selected="selected">中文</option>
+{_switch_options(site, s, urls=False)}
 </select></label></ul></div></div></div></header>
 <div class="mo-breadcrumbs"><div class="container"><header><h1>
    {escape(s.title)} </h1></header></div></div>
@@ -571,7 +683,7 @@ def render_detail_cms3(site: ReplicaSite, s: Statement) -> str:
      <div class="entry-content">
       <div class="mo-featured-image">{_caption_html(s)}</div>
       <time class="updated" datetime="{s.published}">{escape(s.shown_date)}</time>
-      <p class="byline author vcard">通过 <a href="{site.url("/zh/author/missioncn/")}" rel="author" class="fn">{escape(s.author)}</a></p>
+      <p class="byline author vcard">{"By" if s.language == "en" else "通过"} <a href="{site.url("/zh/author/missioncn/")}" rel="author" class="fn">{escape(s.author)}</a></p>
       {_paragraphs_html(s)}
       <!-- AddThis Advanced Settings above via filter on the_content -->
       <div class="mo-sharing-buttons"><a class="sharing-facebook" href="#">Facebook</a></div>
@@ -591,8 +703,9 @@ def render_detail_cms3(site: ReplicaSite, s: Statement) -> str:
 
 
 def render_listing_cms3(
-    site: ReplicaSite, chunk: list[Statement], page: int, has_next: bool
+    site: ReplicaSite, chunk: list[Statement], page: int, has_next: bool, language: str = "zh"
 ) -> str:
+    heading, _, show_more = _LISTING_WORDS[language]
     articles = "".join(
         f"""<article class="post-{s.post_id} post type-post"><div class="archivegrid">
 <h2 class="entry-title"><a href="{site.url(s.path)}">{escape(s.title)}</a></h2>
@@ -600,11 +713,11 @@ def render_listing_cms3(
 <div class="entry-summary"><p>{escape(s.excerpt())}</p></div></div></article>"""
         for s in chunk
     )
-    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="{site.charset}">
-<title>新闻及活动 | {SITE_NAME}</title>{_pagination_head(site, page, has_next)}{_noise_head(site)}</head>
+    return f"""<!doctype html><html lang="{LOCALES[language]}"><head><meta charset="{site.charset}">
+<title>{heading} | {SITE_NAMES[language]}</title>{_listing_alternates(site)}{_pagination_head(site, page, has_next, language)}{_noise_head(site)}</head>
 <body class="archive category">
-<div class="mo-breadcrumbs"><div class="container"><header><h1>新闻及活动</h1></header></div></div>
+<div class="mo-breadcrumbs"><div class="container"><header><h1>{heading}</h1></header></div></div>
 <div id="main" class="wrap container " role="document"><div class="content row"><main class="main">
-<div class="archive">{articles}<div class="centmore"><span class="loadmore">展示更多 &or;</span></div></div>
-{_pagination_nav(site, page, has_next)}
+<div class="archive">{articles}<div class="centmore"><span class="loadmore">{show_more}</span></div></div>
+{_pagination_nav(site, page, has_next, language)}
 </main>{_sidebar(site)}</div></div></body></html>"""
