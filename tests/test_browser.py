@@ -73,7 +73,7 @@ def test_on_a_phone_the_list_reads_and_markup_in_a_statement_never_runs(
     expect(page.locator("h1")).to_contain_text("Statements · 声明")
     expect(page.locator("ol.statements > li")).to_have_count(26)
     assert phone.fits_the_screen()
-    hostile = page.get_by_role("link", name=HOSTILE.title)
+    hostile = page.locator("ol.statements").get_by_role("link", name=HOSTILE.title)
     expect(hostile).to_be_visible()  # the title's markup, shown as its text
     hostile.click()
     expect(page.locator("h1")).to_have_text(HOSTILE.title)
