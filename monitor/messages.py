@@ -23,7 +23,7 @@ from monitor.diffing import (
     render_marked,
 )
 from storage.archive import Archive
-from storage.records import Change, ChangeEvent, EventKind
+from storage.records import Change, ChangeEvent, EventKind, StatementSummary
 
 
 class Format(StrEnum):
@@ -98,11 +98,17 @@ def what_changed(archive: Archive, event: ChangeEvent) -> EventDetail:
     return EventDetail()
 
 
+def find_twin(archive: Archive, statement: StatementSummary) -> StatementSummary | None:
+    """The statement's other-language version (its hreflang twin), if archived."""
+    twin = archive.find_statement(statement.twin_url) if statement.twin_url else None
+    return twin if twin is not None and twin.id != statement.id else None
+
+
 def twin_note(archive: Archive, statement_id: int, since: datetime) -> TwinNote | None:
     """Whether the statement's twin (hreflang) changed too since `since`, as far as archived."""
     found = archive.find_statement(str(statement_id))
-    twin = archive.find_statement(found.twin_url) if found and found.twin_url else None
-    if twin is None or twin.id == statement_id:
+    twin = find_twin(archive, found) if found else None
+    if twin is None:
         return None
     history = archive.history(twin.id)
     if not history:

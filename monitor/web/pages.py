@@ -29,7 +29,7 @@ from config import SiteSettings
 from monitor.captured import inert_page
 from monitor.diffing import diff_statements, diff_text, edits, marked_paragraphs
 from monitor.display import visible
-from monitor.messages import LABELS, TYPOGRAPHIC, changed_fields_line
+from monitor.messages import LABELS, TYPOGRAPHIC, changed_fields_line, find_twin
 from monitor.missions import MissionIndex
 from monitor.web.api import find_or_404, revision_pair_or_404
 from monitor.web.feeds import STATEMENT_KINDS
@@ -262,7 +262,7 @@ def pages(
     def timeline(request: Request, statement_id: StatementId) -> HTMLResponse:
         found = find_or_404(archive, statement_id)
         history = archive.history(found.id)
-        twin = _twin(archive, found)
+        twin = find_twin(archive, found)
         entries = _timeline(archive, found) + (_timeline(archive, twin) if twin else [])
         entries.sort(key=lambda entry: entry.at, reverse=True)
         return render(
@@ -422,12 +422,6 @@ def pages(
         )
 
     return router
-
-
-def _twin(archive: Archive, statement: StatementSummary) -> StatementSummary | None:
-    """The statement's other-language version (its hreflang twin), if archived."""
-    twin = archive.find_statement(statement.twin_url) if statement.twin_url else None
-    return twin if twin is not None and twin.id != statement.id else None
 
 
 def _timeline(archive: Archive, statement: StatementSummary) -> list[TimelineEntry]:
